@@ -1,0 +1,187 @@
+import { type ChildProcess, fork } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
+import { type BundleOptions, bundleEntry } from './bundle.ts';
+import type { FromWorker, SerializedError, ToWorker } from './protocol.ts';
+
+export type WorkerKind = 'process' | 'thread';
+
+export interface LaunchOptions<Input, Progress> {
+  /** A file that calls `defineWorker` (TypeScript is fine: it is bundled once). */
+  entry: string;
+  kind: WorkerKind;
+  count: number;
+  /** The input handed to worker `index` before the barrier. */
+  input: (index: number) => Input;
+  /** How many workers may be starting at the same time (default 8): a storm of starts only thrashes two cores. */
+  startConcurrency?: number;
+  /** Every worker must be ready (or have failed) within this time, ms (default 180 000). */
+  readyTimeoutMs?: number;
+  /** Called for each `report()` of a worker. */
+  onProgress?: (index: number, data: Progress) => void;
+  /** Called when a worker becomes ready (for progress bars). */
+  onReady?: (index: number) => void;
+  /** Extra Node flags for child processes (default: none). */
+  execArgv?: string[];
+  bundle?: BundleOptions;
+}
+
+/** How one worker ended. */
+export type WorkerOutcome<Result> =
+  | { index: number; ok: true; result: Result }
+  | { index: number; ok: false; error: SerializedError; phase: 'setup' | 'run' };
+
+export interface Fleet<Result> {
+  readonly count: number;
+  /** Workers that failed before the barrier (their setup threw or they died). */
+  readonly setupFailures: WorkerOutcome<Result>[];
+  /** Releases every ready worker at once and waits for all of them to finish. */
+  run(options?: { timeoutMs?: number }): Promise<WorkerOutcome<Result>[]>;
+  /** Kills one worker now (SIGKILL for a process), as a crash would. */
+  kill(index: number): void;
+  /** Kills every worker still running. */
+  terminate(): Promise<void>;
+}
+
+interface Slot<Result> {
+  index: number;
+  send(message: ToWorker<unknown>): void;
+  kill(): void;
+  outcome?: WorkerOutcome<Result>;
+  onOutcome?: () => void;
+  ready: boolean;
+}
+
+/**
+ * Starts `count` workers from one entry, waits until each has run its setup
+ * (opened its database, say), and returns a fleet whose `run()` releases them all
+ * at the same moment: the contention that follows is real, not spread out by
+ * start-up time.
+ */
+export async function launch<Input, Result, Progress = never>(
+  options: LaunchOptions<Input, Progress>,
+): Promise<Fleet<Result>> {
+  const { kind, count, startConcurrency = 8, readyTimeoutMs = 180_000 } = options;
+  if (!Number.isInteger(count) || count < 1) throw new RangeError(`count must be a positive integer, got ${count}`);
+  const file = await bundleEntry(options.entry, options.bundle);
+  const slots: Slot<Result>[] = [];
+
+  const settle = (slot: Slot<Result>, outcome: WorkerOutcome<Result>) => {
+    if (slot.outcome !== undefined) return;
+    slot.outcome = outcome;
+    slot.onOutcome?.();
+  };
+
+  const startOne = (index: number) =>
+    new Promise<void>((resolveStarted) => {
+      const slot: Slot<Result> = { index, ready: false, send: () => {}, kill: () => {} };
+      slots[index] = slot;
+      const onMessage = (message: FromWorker<Result, Progress>) => {
+        switch (message.type) {
+          case 'ready':
+            slot.ready = true;
+            options.onReady?.(index);
+            resolveStarted();
+            break;
+          case 'progress':
+            options.onProgress?.(index, message.data);
+            break;
+          case 'result':
+            settle(slot, { index, ok: true, result: message.data });
+            break;
+          case 'failed':
+            settle(slot, { index, ok: false, error: message.error, phase: slot.ready ? 'run' : 'setup' });
+            resolveStarted();
+            break;
+        }
+      };
+      const onExit = (description: string) => {
+        settle(slot, {
+          index,
+          ok: false,
+          error: { name: 'WorkerExited', message: `worker ${index} ${description} before reporting a result` },
+          phase: slot.ready ? 'run' : 'setup',
+        });
+        resolveStarted();
+      };
+      if (kind === 'process') {
+        const child: ChildProcess = fork(file, [], {
+          serialization: 'advanced',
+          stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+          execArgv: options.execArgv ?? [],
+        });
+        slot.send = (message) => {
+          if (child.connected) child.send(message);
+        };
+        slot.kill = () => child.kill('SIGKILL');
+        child.on('message', onMessage as (message: unknown) => void);
+        child.on('error', (error) => onExit(`could not start (${error.message})`));
+        child.on('exit', (code, signal) =>
+          onExit(signal === null ? `exited with code ${code}` : `was killed by ${signal}`),
+        );
+      } else {
+        const worker = new Worker(file);
+        slot.send = (message) => worker.postMessage(message);
+        slot.kill = () => void worker.terminate();
+        worker.on('message', onMessage);
+        worker.on('error', (error) => onExit(`threw ${error.message}`));
+        worker.on('exit', (code) => onExit(`exited with code ${code}`));
+      }
+      slot.send({ type: 'setup', index, input: options.input(index) });
+    });
+
+  // Start with bounded concurrency: a slot frees up as soon as a worker is ready or dead.
+  let next = 0;
+  const starters = Array.from({ length: Math.min(startConcurrency, count) }, async () => {
+    while (next < count) {
+      const index = next++;
+      await startOne(index);
+    }
+  });
+  let readyTimer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolveTimeout) => {
+    readyTimer = setTimeout(() => resolveTimeout('timeout'), readyTimeoutMs);
+  });
+  const started = await Promise.race([Promise.all(starters), timedOut]);
+  clearTimeout(readyTimer);
+  if (started === 'timeout') {
+    for (const slot of slots) slot?.kill();
+    throw new Error(
+      `launch: not every worker was ready within ${readyTimeoutMs} ms (${slots.filter((s) => s?.ready).length}/${count})`,
+    );
+  }
+
+  const outcomeOf = (slot: Slot<Result>) =>
+    new Promise<WorkerOutcome<Result>>((resolveOutcome) => {
+      if (slot.outcome !== undefined) return resolveOutcome(slot.outcome);
+      slot.onOutcome = () => resolveOutcome(slot.outcome as WorkerOutcome<Result>);
+    });
+
+  return {
+    count,
+    setupFailures: slots
+      .filter((slot) => slot.outcome !== undefined)
+      .map((slot) => slot.outcome as WorkerOutcome<Result>),
+    async run({ timeoutMs = 600_000 } = {}) {
+      for (const slot of slots) if (slot.outcome === undefined) slot.send({ type: 'go' });
+      let runTimer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<never>((_, reject) => {
+        runTimer = setTimeout(() => {
+          for (const slot of slots) if (slot.outcome === undefined) slot.kill();
+          reject(new Error(`launch: workers still running after ${timeoutMs} ms; killed`));
+        }, timeoutMs);
+      });
+      try {
+        return await Promise.race([Promise.all(slots.map(outcomeOf)), deadline]);
+      } finally {
+        clearTimeout(runTimer);
+      }
+    },
+    kill(index) {
+      slots[index]?.kill();
+    },
+    async terminate() {
+      for (const slot of slots) if (slot.outcome === undefined) slot.kill();
+      await Promise.all(slots.map(outcomeOf));
+    },
+  };
+}

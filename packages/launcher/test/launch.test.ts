@@ -1,0 +1,70 @@
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { launch, type WorkerKind } from '../src/index.ts';
+import type { EchoInput } from './fixtures/echo-worker.ts';
+
+const entry = join(import.meta.dirname, 'fixtures', 'echo-worker.ts');
+type EchoResult = { index: number; pid: number; threadId: number; releasedAt: number };
+
+describe.each<WorkerKind>(['process', 'thread'])('launch (%s)', (kind) => {
+  it('starts every worker, holds them at the barrier, and collects their results and progress', async () => {
+    const progress: [number, number][] = [];
+    const fleet = await launch<EchoInput, EchoResult, number>({
+      entry,
+      kind,
+      count: 6,
+      input: () => ({}),
+      onProgress: (index, data) => progress.push([index, data]),
+    });
+    expect(fleet.setupFailures).toEqual([]);
+    const releasedAfter = Date.now();
+    const outcomes = await fleet.run();
+    expect(outcomes.map((outcome) => outcome.ok && outcome.result.index)).toEqual([0, 1, 2, 3, 4, 5]);
+    for (const outcome of outcomes) {
+      if (!outcome.ok) throw new Error('unexpected failure');
+      expect(outcome.result.releasedAt).toBeGreaterThanOrEqual(releasedAfter);
+      if (kind === 'process') expect(outcome.result.pid).not.toBe(process.pid);
+      else expect(outcome.result.threadId).toBeGreaterThan(0);
+    }
+    expect(progress.sort(([a], [b]) => a - b)).toEqual([0, 1, 2, 3, 4, 5].map((i) => [i, i * 10]));
+  });
+
+  it('reports setup and run failures per worker, with the error', async () => {
+    const fleet = await launch<EchoInput, EchoResult>({
+      entry,
+      kind,
+      count: 3,
+      input: (index) => (index === 0 ? { failAt: 'setup' } : index === 1 ? { failAt: 'run' } : {}),
+    });
+    expect(fleet.setupFailures).toEqual([
+      {
+        index: 0,
+        ok: false,
+        phase: 'setup',
+        error: expect.objectContaining({ message: 'setup of 0 failed', code: 'E_SETUP' }),
+      },
+    ]);
+    const outcomes = await fleet.run();
+    expect(outcomes[1]).toEqual({
+      index: 1,
+      ok: false,
+      phase: 'run',
+      error: expect.objectContaining({ message: 'run of 1 failed' }),
+    });
+    expect(outcomes[2]?.ok).toBe(true);
+  });
+
+  it('kills a worker as a crash would, and says so', async () => {
+    const fleet = await launch<EchoInput, EchoResult>({
+      entry,
+      kind,
+      count: 2,
+      input: (i) => ({ hangInRun: i === 0 }),
+    });
+    const running = fleet.run();
+    setTimeout(() => fleet.kill(0), 200);
+    const outcomes = await running;
+    expect(outcomes[0]).toMatchObject({ ok: false, phase: 'run', error: { name: 'WorkerExited' } });
+    expect(outcomes[1]?.ok).toBe(true);
+  });
+});
