@@ -1,0 +1,46 @@
+/** Why a database file could not be opened. Stable: safe to switch on. */
+export type OpenDatabaseErrorCode =
+  /** The parent directory does not exist and cannot be created. */
+  | 'DIRECTORY_NOT_CREATABLE'
+  /** The file exists but is not a SQLite database (or is encrypted or damaged). */
+  | 'NOT_A_DATABASE'
+  /** The file, its directory or its filesystem does not allow writing. */
+  | 'READ_ONLY'
+  /** The file holds migrations this code does not know: it was written by a newer version. */
+  | 'SCHEMA_TOO_NEW'
+  /** The requested journal mode could not be set. */
+  | 'JOURNAL_MODE'
+  /** Another connection held the file's lock longer than the busy timeout. */
+  | 'BUSY'
+  /** Anything else SQLite or the filesystem reported; see `cause`. */
+  | 'OPEN_FAILED';
+
+/** Opening or migrating a database file failed. Names the file and the cause. */
+export class OpenDatabaseError extends Error {
+  override readonly name = 'OpenDatabaseError';
+  readonly code: OpenDatabaseErrorCode;
+  /** The database file the error is about. */
+  readonly path: string;
+  /** SQLite's extended result code (e.g. `SQLITE_NOTADB`) when SQLite raised it. */
+  readonly sqliteCode: string | undefined;
+
+  constructor(code: OpenDatabaseErrorCode, path: string, reason: string, options?: { cause?: unknown }) {
+    super(`cannot open database ${JSON.stringify(path)}: ${reason}`, options);
+    this.code = code;
+    this.path = path;
+    this.sqliteCode = sqliteCodeOf(options?.cause);
+  }
+}
+
+/** SQLite's result code of an error thrown by better-sqlite3 (`SQLITE_BUSY`, ...), if any. */
+export function sqliteCodeOf(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null) return undefined;
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' && code.startsWith('SQLITE_') ? code : undefined;
+}
+
+/** Whether an error is SQLite's "someone else holds the lock" (any SQLITE_BUSY* variant, or SQLITE_PROTOCOL under heavy contention): retryable. */
+export function isBusyError(error: unknown): boolean {
+  const code = sqliteCodeOf(error);
+  return code !== undefined && (code.startsWith('SQLITE_BUSY') || code === 'SQLITE_PROTOCOL');
+}

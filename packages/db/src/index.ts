@@ -1,0 +1,13 @@
+export { isBusyError, OpenDatabaseError, type OpenDatabaseErrorCode, sqliteCodeOf } from './errors.ts';
+export { applyMigrations, type MigrationResult } from './migrator.ts';
+export {
+  type JournalMode,
+  type MetricsDatabase,
+  migrationsFolder,
+  type OpenDatabaseOptions,
+  type OpenedDatabase,
+  openDatabase,
+  type Synchronous,
+} from './open.ts';
+export * as schema from './schema.ts';
+export { type Metric, type MetricLabels, metrics, type NewMetric } from './schema.ts';

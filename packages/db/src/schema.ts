@@ -1,0 +1,29 @@
+import { index, integer, real, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+
+/** Flat string-to-string labels attached to a metric, stored as JSON text. */
+export type MetricLabels = Record<string, string>;
+
+/**
+ * One recorded metric value. Rows are append-only: processes record them when
+ * their work finishes, and readers count or aggregate them by name and time.
+ */
+export const metrics = sqliteTable(
+  'metrics',
+  {
+    // AUTOINCREMENT: ids are never reused, even after the newest rows are deleted.
+    id: integer('id').primaryKey({ autoIncrement: true }),
+    name: text('name').notNull(),
+    value: real('value').notNull(),
+    // Epoch milliseconds; Drizzle maps it to a Date.
+    recordedAt: integer('recorded_at', { mode: 'timestamp_ms' }).notNull(),
+    labels: text('labels', { mode: 'json' }).$type<MetricLabels>(),
+    // Caller-chosen idempotency key: recording the same event twice is refused.
+    eventId: text('event_id').unique(),
+  },
+  (table) => [index('metrics_name_recorded_at_idx').on(table.name, table.recordedAt)],
+);
+
+/** A stored metric row. */
+export type Metric = typeof metrics.$inferSelect;
+/** A row as Drizzle inserts it (id optional). */
+export type NewMetric = typeof metrics.$inferInsert;

@@ -1,0 +1,86 @@
+import { execFileSync } from 'node:child_process';
+import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { OpenDatabaseError, openDatabase } from '../src/index.ts';
+import { useTempDir } from './helpers.ts';
+
+function openError(path: string): OpenDatabaseError {
+  try {
+    openDatabase(path).close();
+  } catch (error) {
+    expect(error).toBeInstanceOf(OpenDatabaseError);
+    return error as OpenDatabaseError;
+  }
+  throw new Error(`expected openDatabase(${path}) to fail`);
+}
+
+function sidecarsOf(path: string): string[] {
+  return ['-wal', '-shm', '-journal'].map((suffix) => path + suffix).filter((file) => existsSync(file));
+}
+
+describe('openDatabase with bad files', () => {
+  const tempDir = useTempDir();
+  const immutable: string[] = [];
+  afterEach(() => {
+    for (const file of immutable.splice(0)) execFileSync('chattr', ['-i', file]);
+  });
+
+  it('names the path when the directory cannot be created', () => {
+    const blocker = join(tempDir(), 'a-file');
+    writeFileSync(blocker, 'not a directory');
+    const path = join(blocker, 'sub', 'metrics.db');
+    const error = openError(path);
+    expect(error.code).toBe('DIRECTORY_NOT_CREATABLE');
+    expect(error.path).toBe(path);
+    expect(error.message).toContain(path);
+    expect(error.message).toContain('ENOTDIR');
+    expect(readFileSync(blocker, 'utf8')).toBe('not a directory');
+  });
+
+  it('refuses a file that is not a SQLite database and leaves it untouched', () => {
+    const path = join(tempDir(), 'notes.db');
+    const content = 'these are my notes, not a database\n'.repeat(200);
+    writeFileSync(path, content);
+    const error = openError(path);
+    expect(error.code).toBe('NOT_A_DATABASE');
+    expect(error.sqliteCode).toBe('SQLITE_NOTADB');
+    expect(error.message).toContain(path);
+    expect(readFileSync(path, 'utf8')).toBe(content);
+    expect(sidecarsOf(path)).toEqual([]);
+  });
+
+  it('refuses a read-only file and leaves it untouched', () => {
+    const path = join(tempDir(), 'metrics.db');
+    openDatabase(path).close();
+    const before = readFileSync(path);
+    if (process.getuid?.() === 0) {
+      // root ignores permission bits; the immutable attribute binds root too.
+      execFileSync('chattr', ['+i', path]);
+      immutable.push(path);
+    } else {
+      chmodSync(path, 0o444);
+    }
+    const error = openError(path);
+    expect(error.code).toBe('READ_ONLY');
+    expect(error.message).toContain(path);
+    expect(readFileSync(path).equals(before)).toBe(true);
+  });
+
+  it('refuses a database whose schema is newer than the code, without changing it', () => {
+    const path = join(tempDir(), 'metrics.db');
+    const opened = openDatabase(path);
+    const future = Date.now() + 365 * 24 * 3600 * 1000;
+    opened.sqlite
+      .prepare('INSERT INTO __drizzle_migrations (hash, created_at) VALUES (?, ?)')
+      .run('from-the-future', future);
+    opened.sqlite.pragma('wal_checkpoint(TRUNCATE)');
+    opened.close();
+    const before = readFileSync(path);
+    const error = openError(path);
+    expect(error.code).toBe('SCHEMA_TOO_NEW');
+    expect(error.message).toContain(path);
+    expect(error.message).toContain('newer than this code');
+    expect(readFileSync(path).equals(before)).toBe(true);
+  });
+});

@@ -1,0 +1,38 @@
+import { join } from 'node:path';
+import { launch } from '@repo/launcher';
+import { describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/index.ts';
+import { useTempDir } from './helpers.ts';
+
+const processes = 50;
+
+describe('many processes opening a fresh file at once', () => {
+  const tempDir = useTempDir();
+
+  it(`${processes} processes all succeed and the schema is applied exactly once`, async () => {
+    const path = join(tempDir(), 'fresh', 'metrics.db');
+    const fleet = await launch<{ path: string }, { applied: number }>({
+      entry: join(import.meta.dirname, 'fixtures', 'open-worker.ts'),
+      kind: 'process',
+      count: processes,
+      input: () => ({ path }),
+    });
+    expect(fleet.setupFailures).toEqual([]);
+    const outcomes = await fleet.run({ timeoutMs: 120_000 });
+
+    const failures = outcomes.filter((outcome) => !outcome.ok);
+    expect(failures).toEqual([]);
+    const applied = outcomes.map((outcome) => (outcome.ok ? outcome.result.applied : 0));
+    expect(applied.reduce((sum, n) => sum + n, 0)).toBe(1);
+
+    const check = openDatabase(path);
+    try {
+      expect(check.migrations.applied).toBe(0);
+      expect(check.sqlite.prepare('SELECT count(*) FROM __drizzle_migrations').pluck().get()).toBe(1);
+      expect(check.sqlite.prepare(`SELECT count(*) FROM sqlite_master WHERE name = 'metrics'`).pluck().get()).toBe(1);
+      expect(check.sqlite.pragma('integrity_check', { simple: true })).toBe('ok');
+    } finally {
+      check.close();
+    }
+  });
+});
