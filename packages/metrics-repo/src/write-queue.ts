@@ -1,0 +1,301 @@
+import { isBusyError, type Metric, metrics, sqliteCodeOf } from '@repo/db';
+import { Mutex } from 'async-mutex';
+import type BetterSqlite3 from 'better-sqlite3';
+import { getTableConfig } from 'drizzle-orm/sqlite-core';
+import {
+  DatabaseError,
+  DuplicateEventError,
+  LockTimeoutError,
+  type MetricsRepoError,
+  QueueFullError,
+  RepoClosedError,
+  ValidationError,
+} from './errors.ts';
+import { Backoff, sleep, tryBeginImmediate, yieldToEventLoop } from './lock.ts';
+import type { ResolvedOptions } from './options.ts';
+import type { ValidRow } from './validate.ts';
+
+/** One caller's write: a single `insert` or a whole, all-or-nothing `insertMany`. */
+interface Job {
+  rows: ValidRow[];
+  single: boolean;
+  enqueuedAt: number;
+  deadline: number;
+  // biome-ignore lint/suspicious/noExplicitAny: resolves with Metric (single) or Metric[] (many)
+  resolve(value: any): void;
+  reject(error: MetricsRepoError): void;
+}
+
+/** A caller waiting for room in a full queue (`onQueueFull: 'wait'`). */
+interface Waiter {
+  rows: number;
+  admit(): void;
+  reject(error: MetricsRepoError): void;
+}
+
+type JobOutcome = Metric | Metric[] | MetricsRepoError;
+
+const columns = getTableConfig(metrics).columns;
+const insertSql = `INSERT INTO "${getTableConfig(metrics).name}" (${[
+  metrics.name,
+  metrics.value,
+  metrics.recordedAt,
+  metrics.labels,
+  metrics.eventId,
+]
+  .map((column) => `"${column.name}"`)
+  .join(', ')}) VALUES (?, ?, ?, ?, ?)`;
+if (columns.length !== 6) throw new Error('write-queue: the metrics table changed; update the INSERT statement');
+
+/**
+ * Group commit. Every write is queued; one drain loop at a time (guarded by an
+ * async mutex) takes the file's write lock with `BEGIN IMMEDIATE`, writes as many
+ * queued rows as one batch holds with a prepared statement, commits, and only
+ * then settles the callers' promises. Rows that arrive while a transaction runs
+ * or while the loop waits for the lock join the next batch.
+ *
+ * The transaction itself is synchronous and short: nothing awaits while it is
+ * open, so no other code can interleave with it.
+ */
+export class WriteQueue {
+  private readonly jobs: Job[] = [];
+  private head = 0;
+  private queuedRows = 0;
+  private readonly waiters: Waiter[] = [];
+  private readonly mutex = new Mutex();
+  private readonly insert: BetterSqlite3.Statement;
+  private drainScheduled = false;
+  private accepting = true;
+  private connectionOpen = true;
+  private currentRow: ValidRow | undefined;
+
+  constructor(
+    private readonly sqlite: BetterSqlite3.Database,
+    private readonly path: string,
+    private readonly options: ResolvedOptions,
+  ) {
+    this.insert = sqlite.prepare(insertSql);
+  }
+
+  /** Rows accepted and not yet committed or failed. */
+  get pendingRows(): number {
+    return this.queuedRows;
+  }
+
+  submit(rows: ValidRow[], single: boolean): Promise<Metric | Metric[]> {
+    if (!this.accepting) return Promise.reject(new RepoClosedError());
+    const { maxQueuedRows, onQueueFull } = this.options;
+    if (rows.length > maxQueuedRows) {
+      return Promise.reject(
+        new ValidationError('rows', `has ${rows.length} rows, more than maxQueuedRows (${maxQueuedRows})`),
+      );
+    }
+    return new Promise((resolve, reject) => {
+      const enqueue = () => this.enqueue(rows, single, resolve, reject);
+      if (this.waiters.length === 0 && this.queuedRows + rows.length <= maxQueuedRows) return enqueue();
+      if (onQueueFull === 'reject') return reject(new QueueFullError(maxQueuedRows));
+      this.waiters.push({ rows: rows.length, admit: enqueue, reject });
+    });
+  }
+
+  /** Stops accepting writes, commits (or fails) everything accepted, then closes the connection. */
+  async close(): Promise<void> {
+    this.accepting = false;
+    // Callers still waiting for room were never accepted.
+    for (const waiter of this.waiters.splice(0)) waiter.reject(new RepoClosedError());
+    await this.mutex.runExclusive(async () => {
+      await this.drainLoop();
+      if (this.connectionOpen) {
+        this.connectionOpen = false;
+        this.sqlite.close();
+      }
+    });
+  }
+
+  private enqueue(rows: ValidRow[], single: boolean, resolve: Job['resolve'], reject: Job['reject']): void {
+    const enqueuedAt = Date.now();
+    this.jobs.push({ rows, single, enqueuedAt, deadline: enqueuedAt + this.options.lockTimeoutMs, resolve, reject });
+    this.queuedRows += rows.length;
+    this.scheduleDrain();
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    // setImmediate rather than a microtask: writes issued by other callbacks of this turn join the batch.
+    setImmediate(() => {
+      void this.mutex
+        .runExclusive(() => this.drainLoop())
+        .finally(() => {
+          this.drainScheduled = false;
+          if (this.queuedRows > 0 && this.connectionOpen) this.scheduleDrain();
+        });
+    });
+  }
+
+  private async drainLoop(): Promise<void> {
+    const backoff = new Backoff();
+    while (this.head < this.jobs.length && this.connectionOpen) {
+      let began: boolean;
+      try {
+        began = tryBeginImmediate(this.sqlite);
+      } catch (error) {
+        // Not a lock conflict (I/O error, file replaced...): the next batch's callers hear about it.
+        this.settle(this.takeBatch(), toDatabaseError(error));
+        continue;
+      }
+      if (!began) {
+        this.expireOverdue(Date.now());
+        if (this.head < this.jobs.length) await sleep(backoff.next());
+        continue;
+      }
+      backoff.reset();
+      this.commitBatch(this.takeBatch());
+      this.admitWaiters();
+      // Between transactions, timers and I/O of the host process run, and other connections get a chance at the lock.
+      if (this.head < this.jobs.length) await yieldToEventLoop();
+    }
+  }
+
+  /** Jobs from the front of the queue, up to maxBatchRows rows (at least one job). */
+  private takeBatch(): Job[] {
+    const batch: Job[] = [];
+    let rows = 0;
+    while (this.head < this.jobs.length) {
+      const job = this.jobs[this.head] as Job;
+      if (batch.length > 0 && rows + job.rows.length > this.options.maxBatchRows) break;
+      batch.push(job);
+      rows += job.rows.length;
+      this.head += 1;
+    }
+    this.compact();
+    return batch;
+  }
+
+  private compact(): void {
+    if (this.head > 1024 && this.head * 2 > this.jobs.length) {
+      this.jobs.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Fails the jobs whose deadline passed while the lock was held elsewhere. Deadlines grow along the queue. */
+  private expireOverdue(now: number): void {
+    const expired: Job[] = [];
+    while (this.head < this.jobs.length && (this.jobs[this.head] as Job).deadline <= now) {
+      expired.push(this.jobs[this.head] as Job);
+      this.head += 1;
+    }
+    for (const job of expired) {
+      this.queuedRows -= job.rows.length;
+      job.reject(new LockTimeoutError(this.path, now - job.enqueuedAt));
+    }
+    this.compact();
+    if (expired.length > 0) this.admitWaiters();
+  }
+
+  /** Runs inside BEGIN IMMEDIATE; commits, or rolls back and reports. Synchronous from start to end. */
+  private commitBatch(batch: Job[]): void {
+    let outcomes: JobOutcome[];
+    try {
+      outcomes = this.writeBatch(batch);
+      this.sqlite.exec('COMMIT');
+    } catch (error) {
+      if (this.sqlite.inTransaction) this.sqlite.exec('ROLLBACK');
+      if (isBusyError(error)) {
+        // Nothing was committed: the batch goes back to the front of the queue, in order.
+        this.jobs.splice(this.head, 0, ...batch);
+        return;
+      }
+      this.settle(batch, toDatabaseError(error));
+      return;
+    }
+    for (let i = 0; i < batch.length; i++) {
+      const job = batch[i] as Job;
+      const outcome = outcomes[i];
+      this.queuedRows -= job.rows.length;
+      if (outcome instanceof Error) job.reject(outcome);
+      else job.resolve(outcome);
+    }
+  }
+
+  /**
+   * Fast path: every row of the batch under one savepoint. Only when a row fails
+   * does the batch run again with one savepoint per job, so the failure reaches
+   * that job's caller alone and the others still commit.
+   */
+  private writeBatch(batch: Job[]): JobOutcome[] {
+    this.sqlite.exec('SAVEPOINT batch');
+    try {
+      const outcomes = batch.map((job) => this.writeJob(job));
+      this.sqlite.exec('RELEASE batch');
+      return outcomes;
+    } catch (error) {
+      if (isBusyError(error) || !this.sqlite.inTransaction) throw error;
+      this.sqlite.exec('ROLLBACK TO batch');
+      this.sqlite.exec('RELEASE batch');
+    }
+    return batch.map((job) => {
+      this.sqlite.exec('SAVEPOINT job');
+      try {
+        const outcome = this.writeJob(job);
+        this.sqlite.exec('RELEASE job');
+        return outcome;
+      } catch (error) {
+        if (isBusyError(error) || !this.sqlite.inTransaction) throw error;
+        this.sqlite.exec('ROLLBACK TO job');
+        this.sqlite.exec('RELEASE job');
+        return this.rowError(error);
+      }
+    });
+  }
+
+  private writeJob(job: Job): Metric | Metric[] {
+    const stored: Metric[] = new Array(job.rows.length);
+    for (let i = 0; i < job.rows.length; i++) {
+      const row = job.rows[i] as ValidRow;
+      this.currentRow = row;
+      const { lastInsertRowid } = this.insert.run(row.name, row.value, row.recordedAt, row.labelsJson, row.eventId);
+      stored[i] = {
+        id: Number(lastInsertRowid),
+        name: row.name,
+        value: row.value,
+        recordedAt: new Date(row.recordedAt),
+        labels: row.labels,
+        eventId: row.eventId,
+      };
+    }
+    return job.single ? (stored[0] as Metric) : stored;
+  }
+
+  private rowError(error: unknown): MetricsRepoError {
+    const eventId = this.currentRow?.eventId;
+    if (sqliteCodeOf(error) === 'SQLITE_CONSTRAINT_UNIQUE' && eventId != null && /event_id/.test(String(error))) {
+      return new DuplicateEventError(eventId, { cause: error });
+    }
+    return toDatabaseError(error);
+  }
+
+  private settle(batch: Job[], error: MetricsRepoError): void {
+    for (const job of batch) {
+      this.queuedRows -= job.rows.length;
+      job.reject(error);
+    }
+    this.admitWaiters();
+  }
+
+  private admitWaiters(): void {
+    while (this.waiters.length > 0) {
+      const waiter = this.waiters[0] as Waiter;
+      if (this.queuedRows + waiter.rows > this.options.maxQueuedRows) return;
+      this.waiters.shift();
+      waiter.admit();
+    }
+  }
+}
+
+export function toDatabaseError(error: unknown): DatabaseError {
+  if (error instanceof DatabaseError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new DatabaseError(sqliteCodeOf(error) ?? 'UNKNOWN', message, { cause: error });
+}
