@@ -1,0 +1,54 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { afterEach } from 'vitest';
+
+/** A fresh `metrics.db` path in a temporary directory per call, removed after the test. */
+export function useTempDatabase(): () => string {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+  return () => {
+    const dir = mkdtempSync(join(tmpdir(), 'metrics-repo-test-'));
+    dirs.push(dir);
+    return join(dir, 'metrics.db');
+  };
+}
+
+/** Counts the stored rows through a separate, independent connection. */
+export function storedRows(path: string, where = '1 = 1'): number {
+  const sqlite = new BetterSqlite3(path, { readonly: true });
+  try {
+    return sqlite.prepare(`SELECT count(*) FROM metrics WHERE ${where}`).pluck().get() as number;
+  } finally {
+    sqlite.close();
+  }
+}
+
+/**
+ * Another connection takes the file's write lock (`BEGIN IMMEDIATE`) and holds it
+ * for `ms`. The lock is SQLite's, between connections: holding it does not block
+ * this thread, so the repository's waiting can be observed from here.
+ */
+export function holdWriteLock(path: string, ms: number): Promise<void> {
+  const holder = new BetterSqlite3(path);
+  holder.exec('BEGIN IMMEDIATE');
+  return new Promise((resolve) =>
+    setTimeout(() => {
+      holder.exec('COMMIT');
+      holder.close();
+      resolve();
+    }, ms),
+  );
+}
+
+/** Settles every promise and splits the outcomes. */
+export async function settleAll<T>(promises: Promise<T>[]): Promise<{ values: T[]; errors: unknown[] }> {
+  const outcomes = await Promise.allSettled(promises);
+  return {
+    values: outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : [])),
+    errors: outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason] : [])),
+  };
+}
