@@ -37,7 +37,8 @@ export interface OpenDatabaseOptions {
   migrationsFolder?: string;
 }
 
-export type MetricsDatabase = BetterSQLite3Database<typeof schema>;
+/** The typed Drizzle database; `$client` is its better-sqlite3 connection. */
+export type MetricsDatabase = BetterSQLite3Database<typeof schema> & { $client: BetterSqlite3.Database };
 
 export interface OpenedDatabase {
   /** The typed Drizzle database. */

@@ -50,13 +50,18 @@ describe('openDatabase with bad files', () => {
     expect(sidecarsOf(path)).toEqual([]);
   });
 
-  it('refuses a read-only file and leaves it untouched', () => {
+  it('refuses a read-only file and leaves it untouched', (context) => {
     const path = join(tempDir(), 'metrics.db');
     openDatabase(path).close();
     const before = readFileSync(path);
     if (process.getuid?.() === 0) {
       // root ignores permission bits; the immutable attribute binds root too.
-      execFileSync('chattr', ['+i', path]);
+      try {
+        execFileSync('chattr', ['+i', path], { stdio: 'pipe' });
+      } catch (error) {
+        context.skip(`running as root and chattr +i is not available (${(error as Error).message.split('\n')[0]})`);
+        return;
+      }
       immutable.push(path);
     } else {
       chmodSync(path, 0o444);

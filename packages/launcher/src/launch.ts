@@ -36,8 +36,11 @@ export interface Fleet<Result> {
   readonly setupFailures: WorkerOutcome<Result>[];
   /** Releases every ready worker at once and waits for all of them to finish. */
   run(options?: { timeoutMs?: number }): Promise<WorkerOutcome<Result>[]>;
-  /** Kills one worker now (SIGKILL for a process), as a crash would. */
-  kill(index: number): void;
+  /**
+   * Signals one worker. The default SIGKILL ends it at once, as a crash would;
+   * `'SIGTERM'` lets a process shut down in its own way. A thread is terminated whatever the signal.
+   */
+  kill(index: number, signal?: NodeJS.Signals): void;
   /** Kills every worker still running. */
   terminate(): Promise<void>;
 }
@@ -45,7 +48,7 @@ export interface Fleet<Result> {
 interface Slot<Result> {
   index: number;
   send(message: ToWorker<unknown>): void;
-  kill(): void;
+  kill(signal?: NodeJS.Signals): void;
   outcome?: WorkerOutcome<Result>;
   onOutcome?: () => void;
   ready: boolean;
@@ -112,7 +115,7 @@ export async function launch<Input, Result, Progress = never>(
         slot.send = (message) => {
           if (child.connected) child.send(message);
         };
-        slot.kill = () => child.kill('SIGKILL');
+        slot.kill = (signal = 'SIGKILL') => child.kill(signal);
         child.on('message', onMessage as (message: unknown) => void);
         child.on('error', (error) => onExit(`could not start (${error.message})`));
         child.on('exit', (code, signal) =>
@@ -176,8 +179,8 @@ export async function launch<Input, Result, Progress = never>(
         clearTimeout(runTimer);
       }
     },
-    kill(index) {
-      slots[index]?.kill();
+    kill(index, signal) {
+      slots[index]?.kill(signal);
     },
     async terminate() {
       for (const slot of slots) if (slot.outcome === undefined) slot.kill();

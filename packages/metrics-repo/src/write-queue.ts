@@ -11,6 +11,7 @@ import {
   RepoClosedError,
   ValidationError,
 } from './errors.ts';
+import { captureIdentity, type FileIdentity, verifyIdentity } from './file-identity.ts';
 import { Backoff, sleep, tryBeginImmediate, yieldToEventLoop } from './lock.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { ValidRow } from './validate.ts';
@@ -68,6 +69,7 @@ export class WriteQueue {
   private accepting = true;
   private connectionOpen = true;
   private currentRow: ValidRow | undefined;
+  private readonly identity: FileIdentity;
 
   constructor(
     private readonly sqlite: BetterSqlite3.Database,
@@ -75,6 +77,7 @@ export class WriteQueue {
     private readonly options: ResolvedOptions,
   ) {
     this.insert = sqlite.prepare(insertSql);
+    this.identity = captureIdentity(path);
   }
 
   /** Rows accepted and not yet committed or failed. */
@@ -150,6 +153,13 @@ export class WriteQueue {
         continue;
       }
       backoff.reset();
+      try {
+        verifyIdentity(this.path, this.identity);
+      } catch (error) {
+        this.sqlite.exec('ROLLBACK');
+        this.settle(this.takeBatch(), toDatabaseError(error));
+        continue;
+      }
       this.commitBatch(this.takeBatch());
       this.admitWaiters();
       // Between transactions, timers and I/O of the host process run, and other connections get a chance at the lock.
