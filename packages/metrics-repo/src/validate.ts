@@ -22,7 +22,7 @@ const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/;
 const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** Validates one insert. `prefix` locates the row in an `insertMany` call (`rows[3].`). */
-export function validateMetric(input: unknown, prefix = '', now: number = Date.now()): ValidRow {
+export function validateMetric(input: unknown, prefix = '', now?: number): ValidRow {
   if (!isPlainObject(input)) {
     throw new ValidationError(
       prefix === '' ? 'metric' : prefix.slice(0, -1),
@@ -38,7 +38,8 @@ export function validateMetric(input: unknown, prefix = '', now: number = Date.n
   if (typeof value !== 'number')
     throw new ValidationError(`${prefix}value`, `must be a number, got ${describe(value)}`);
   if (!Number.isFinite(value)) throw new ValidationError(`${prefix}value`, `must be finite, got ${value}`);
-  const recordedAt = metric.recordedAt === undefined ? now : checkTimestamp(metric.recordedAt, `${prefix}recordedAt`);
+  const recordedAt =
+    metric.recordedAt === undefined ? (now ?? Date.now()) : checkTimestamp(metric.recordedAt, `${prefix}recordedAt`);
   let labels: MetricLabels | null = null;
   let labelsJson: string | null = null;
   if (metric.labels !== undefined && metric.labels !== null) {

@@ -68,7 +68,6 @@ export class WriteQueue {
   private drainScheduled = false;
   private accepting = true;
   private connectionOpen = true;
-  private currentRow: ValidRow | undefined;
   private readonly identity: FileIdentity;
 
   constructor(
@@ -93,11 +92,13 @@ export class WriteQueue {
         new ValidationError('rows', `has ${rows.length} rows, more than maxQueuedRows (${maxQueuedRows})`),
       );
     }
+    // Fast path: room in the queue. (No closure is created per call beyond the executor.)
+    if (this.waiters.length === 0 && this.queuedRows + rows.length <= maxQueuedRows) {
+      return new Promise((resolve, reject) => this.enqueue(rows, single, resolve, reject));
+    }
+    if (onQueueFull === 'reject') return Promise.reject(new QueueFullError(maxQueuedRows));
     return new Promise((resolve, reject) => {
-      const enqueue = () => this.enqueue(rows, single, resolve, reject);
-      if (this.waiters.length === 0 && this.queuedRows + rows.length <= maxQueuedRows) return enqueue();
-      if (onQueueFull === 'reject') return reject(new QueueFullError(maxQueuedRows));
-      this.waiters.push({ rows: rows.length, admit: enqueue, reject });
+      this.waiters.push({ rows: rows.length, admit: () => this.enqueue(rows, single, resolve, reject), reject });
     });
   }
 
@@ -240,8 +241,8 @@ export class WriteQueue {
       const outcomes = batch.map((job) => this.writeJob(job));
       this.sqlite.exec('RELEASE batch');
       return outcomes;
-    } catch (error) {
-      if (isBusyError(error) || !this.sqlite.inTransaction) throw error;
+    } catch (failure) {
+      if (isBusyError(causeOf(failure)) || !this.sqlite.inTransaction) throw causeOf(failure);
       this.sqlite.exec('ROLLBACK TO batch');
       this.sqlite.exec('RELEASE batch');
     }
@@ -251,35 +252,42 @@ export class WriteQueue {
         const outcome = this.writeJob(job);
         this.sqlite.exec('RELEASE job');
         return outcome;
-      } catch (error) {
-        if (isBusyError(error) || !this.sqlite.inTransaction) throw error;
+      } catch (failure) {
+        if (isBusyError(causeOf(failure)) || !this.sqlite.inTransaction) throw causeOf(failure);
         this.sqlite.exec('ROLLBACK TO job');
         this.sqlite.exec('RELEASE job');
-        return this.rowError(error);
+        return this.rowError(failure);
       }
     });
   }
 
   private writeJob(job: Job): Metric | Metric[] {
+    if (job.single) return this.writeRow(job.rows[0] as ValidRow);
     const stored: Metric[] = new Array(job.rows.length);
-    for (let i = 0; i < job.rows.length; i++) {
-      const row = job.rows[i] as ValidRow;
-      this.currentRow = row;
-      const { lastInsertRowid } = this.insert.run(row.name, row.value, row.recordedAt, row.labelsJson, row.eventId);
-      stored[i] = {
-        id: Number(lastInsertRowid),
-        name: row.name,
-        value: row.value,
-        recordedAt: new Date(row.recordedAt),
-        labels: row.labels,
-        eventId: row.eventId,
-      };
-    }
-    return job.single ? (stored[0] as Metric) : stored;
+    for (let i = 0; i < job.rows.length; i++) stored[i] = this.writeRow(job.rows[i] as ValidRow);
+    return stored;
   }
 
-  private rowError(error: unknown): MetricsRepoError {
-    const eventId = this.currentRow?.eventId;
+  private writeRow(row: ValidRow): Metric {
+    let lastInsertRowid: number | bigint;
+    try {
+      ({ lastInsertRowid } = this.insert.run(row.name, row.value, row.recordedAt, row.labelsJson, row.eventId));
+    } catch (error) {
+      throw new RowFailure(error, row);
+    }
+    return {
+      id: Number(lastInsertRowid),
+      name: row.name,
+      value: row.value,
+      recordedAt: new Date(row.recordedAt),
+      labels: row.labels,
+      eventId: row.eventId,
+    };
+  }
+
+  private rowError(failure: unknown): MetricsRepoError {
+    const { error, row } = failure instanceof RowFailure ? failure : { error: failure, row: undefined };
+    const eventId = row?.eventId;
     if (sqliteCodeOf(error) === 'SQLITE_CONSTRAINT_UNIQUE' && eventId != null && /event_id/.test(String(error))) {
       return new DuplicateEventError(eventId, { cause: error });
     }
@@ -302,6 +310,18 @@ export class WriteQueue {
       waiter.admit();
     }
   }
+}
+
+/** A row's INSERT failed: carries the row, so the error can name its eventId. */
+class RowFailure {
+  constructor(
+    readonly error: unknown,
+    readonly row: ValidRow,
+  ) {}
+}
+
+function causeOf(failure: unknown): unknown {
+  return failure instanceof RowFailure ? failure.error : failure;
 }
 
 export function toDatabaseError(error: unknown): DatabaseError {
