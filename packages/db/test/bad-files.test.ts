@@ -1,9 +1,9 @@
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { useTempDir } from '@repo/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OpenDatabaseError, openDatabase } from '../src/index.ts';
-import { useTempDir } from './helpers.ts';
 
 function openError(path: string): OpenDatabaseError {
   try {

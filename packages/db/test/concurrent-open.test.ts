@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { launch } from '@repo/launcher';
+import { useTempDir } from '@repo/testkit';
 import { describe, expect, it } from 'vitest';
 import { openDatabase } from '../src/index.ts';
-import { useTempDir } from './helpers.ts';
 
 const processes = 50;
 

@@ -1,9 +1,9 @@
 import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, readdirSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { useTempDir } from '@repo/testkit';
 import { describe, expect, it } from 'vitest';
 import { metrics, migrationsFolder, openDatabase } from '../src/index.ts';
-import { useTempDir } from './helpers.ts';
 
 const packageDir = join(import.meta.dirname, '..');
 const drizzleKit = join(packageDir, 'node_modules', '.bin', 'drizzle-kit');

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { useTempDir } from '@repo/testkit';
 import { describe, expect, it } from 'vitest';
 import { metrics, migrationsFolder, openDatabase } from '../src/index.ts';
-import { useTempDir } from './helpers.ts';
 
 describe('openDatabase', () => {
   const tempDir = useTempDir();

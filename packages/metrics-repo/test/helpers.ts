@@ -1,21 +1,6 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
-import { afterEach } from 'vitest';
+export { useTempDatabase } from '@repo/testkit';
 
-/** A fresh `metrics.db` path in a temporary directory per call, removed after the test. */
-export function useTempDatabase(): () => string {
-  const dirs: string[] = [];
-  afterEach(() => {
-    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
-  return () => {
-    const dir = mkdtempSync(join(tmpdir(), 'metrics-repo-test-'));
-    dirs.push(dir);
-    return join(dir, 'metrics.db');
-  };
-}
+import BetterSqlite3 from 'better-sqlite3';
 
 /** Counts the stored rows through a separate, independent connection. */
 export function storedRows(path: string, where = '1 = 1'): number {
