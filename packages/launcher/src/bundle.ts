@@ -35,10 +35,7 @@ export async function bundleEntry(entry: string, options: BundleOptions = {}): P
     target: 'node20',
     write: false,
     logLevel: 'silent',
-    // Bundled CommonJS dependencies call require() for Node's built-ins.
-    banner: {
-      js: "import { createRequire as __launcherRequire } from 'node:module'; const require = __launcherRequire(import.meta.url);",
-    },
+    banner: { js: requireShim },
     plugins: [externalNativePackages(nativePackages), keepImportMetaUrl()],
   });
   const output = result.outputFiles[0];
@@ -49,6 +46,11 @@ export async function bundleEntry(entry: string, options: BundleOptions = {}): P
   writeFileSync(file, output.contents);
   return file;
 }
+
+// Bundled CommonJS dependencies call require() for Node's built-ins. Spelled in pieces so that
+// keepImportMetaUrl, which rewrites that expression in sources, leaves this banner alone.
+const bundleUrl = ['import', 'meta', 'url'].join('.');
+const requireShim = `import { createRequire as __launcherRequire } from 'node:module'; const require = __launcherRequire(${bundleUrl});`;
 
 /** Resolves native packages from the importing file and imports them by absolute path. */
 function externalNativePackages(names: readonly string[]): Plugin {

@@ -72,7 +72,7 @@ export class MetricsRepo {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.writes.submit([row], true) as Promise<Metric>;
+    return this.writes.submit(row) as Promise<Metric>;
   }
 
   /**
@@ -97,7 +97,7 @@ export class MetricsRepo {
       return Promise.reject(error);
     }
     if (rows.length === 0) return Promise.resolve([]);
-    return this.writes.submit(rows, false) as Promise<Metric[]>;
+    return this.writes.submit(rows) as Promise<Metric[]>;
   }
 
   /**

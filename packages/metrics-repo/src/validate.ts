@@ -33,23 +33,23 @@ export function validateMetric(input: unknown, prefix = '', now?: number): Valid
     if (!metricFields.has(key)) throw new ValidationError(prefix + key, 'is not a field of a metric');
   }
   const metric = input as Partial<MetricInput>;
-  const name = checkText(metric.name, `${prefix}name`, limits.maxNameLength);
+  const name = checkText(metric.name, prefix, 'name', limits.maxNameLength);
   const value = metric.value;
   if (typeof value !== 'number')
     throw new ValidationError(`${prefix}value`, `must be a number, got ${describe(value)}`);
   if (!Number.isFinite(value)) throw new ValidationError(`${prefix}value`, `must be finite, got ${value}`);
   const recordedAt =
-    metric.recordedAt === undefined ? (now ?? Date.now()) : checkTimestamp(metric.recordedAt, `${prefix}recordedAt`);
+    metric.recordedAt === undefined ? (now ?? Date.now()) : checkTimestamp(metric.recordedAt, prefix, 'recordedAt');
   let labels: MetricLabels | null = null;
   let labelsJson: string | null = null;
   if (metric.labels !== undefined && metric.labels !== null) {
-    labels = checkLabels(metric.labels, `${prefix}labels`);
+    labels = checkLabels(metric.labels, prefix);
     labelsJson = JSON.stringify(labels);
   }
   const eventId =
     metric.eventId === undefined || metric.eventId === null
       ? null
-      : checkText(metric.eventId, `${prefix}eventId`, limits.maxEventIdLength);
+      : checkText(metric.eventId, prefix, 'eventId', limits.maxEventIdLength);
   return { name, value, recordedAt, labels, labelsJson, eventId };
 }
 
@@ -67,77 +67,90 @@ export function validateFilter(input: unknown): ValidFilter {
     if (!countFields.has(key)) throw new ValidationError(`filter.${key}`, 'is not a field of a count filter');
   }
   const filter = input as CountFilter;
-  const name = filter.name === undefined ? undefined : checkText(filter.name, 'filter.name', limits.maxNameLength);
-  const since = filter.since === undefined ? undefined : checkTimestamp(filter.since, 'filter.since');
-  const until = filter.until === undefined ? undefined : checkTimestamp(filter.until, 'filter.until');
+  const name = filter.name === undefined ? undefined : checkText(filter.name, 'filter.', 'name', limits.maxNameLength);
+  const since = filter.since === undefined ? undefined : checkTimestamp(filter.since, 'filter.', 'since');
+  const until = filter.until === undefined ? undefined : checkTimestamp(filter.until, 'filter.', 'until');
   if (since !== undefined && until !== undefined && since > until) {
     throw new ValidationError('filter.since', `must not be after filter.until (${since} > ${until})`);
   }
   return { name, since, until };
 }
 
-function checkText(value: unknown, field: string, maxLength: number): string {
-  if (typeof value !== 'string') throw new ValidationError(field, `must be a string, got ${describe(value)}`);
-  if (value.length === 0) throw new ValidationError(field, 'must not be empty');
-  if (value.length > maxLength) {
-    throw new ValidationError(field, `must be at most ${maxLength} characters, got ${value.length}`);
-  }
-  if (controlCharacter.test(value)) {
-    throw new ValidationError(field, 'must not contain control characters');
-  }
-  if (loneSurrogate.test(value))
-    throw new ValidationError(field, 'must be well-formed UTF-16 (it has a lone surrogate)');
-  return value;
+// Field names (`rows[3].labels.host`) are built only when a check fails: the hot path allocates none.
+
+/** Why `value` is not an acceptable name, key or id, or undefined when it is. */
+function textProblem(value: unknown, maxLength: number): string | undefined {
+  if (typeof value !== 'string') return `must be a string, got ${describe(value)}`;
+  if (value.length === 0) return 'must not be empty';
+  if (value.length > maxLength) return `must be at most ${maxLength} characters, got ${value.length}`;
+  if (controlCharacter.test(value)) return 'must not contain control characters';
+  if (loneSurrogate.test(value)) return 'must be well-formed UTF-16 (it has a lone surrogate)';
+  return undefined;
 }
 
-function checkTimestamp(value: unknown, field: string): number {
+function checkText(value: unknown, prefix: string, name: string, maxLength: number): string {
+  const problem = textProblem(value, maxLength);
+  if (problem !== undefined) throw new ValidationError(prefix + name, problem);
+  return value as string;
+}
+
+function checkTimestamp(value: unknown, prefix: string, name: string): number {
   let ms: number;
   if (value instanceof Date) {
     ms = value.getTime();
-    if (Number.isNaN(ms)) throw new ValidationError(field, 'must be a valid Date, got an Invalid Date');
+    if (Number.isNaN(ms)) throw new ValidationError(prefix + name, 'must be a valid Date, got an Invalid Date');
   } else if (typeof value === 'number') {
     if (!Number.isInteger(value)) {
-      throw new ValidationError(field, `must be a Date or an integer of epoch milliseconds, got ${value}`);
+      throw new ValidationError(prefix + name, `must be a Date or an integer of epoch milliseconds, got ${value}`);
     }
     ms = value;
   } else {
-    throw new ValidationError(field, `must be a Date or epoch milliseconds, got ${describe(value)}`);
+    throw new ValidationError(prefix + name, `must be a Date or epoch milliseconds, got ${describe(value)}`);
   }
   if (Math.abs(ms) > limits.maxAbsTimestampMs) {
-    throw new ValidationError(field, `must be within ±${limits.maxAbsTimestampMs} ms of the epoch, got ${ms}`);
+    throw new ValidationError(prefix + name, `must be within ±${limits.maxAbsTimestampMs} ms of the epoch, got ${ms}`);
   }
   return ms;
 }
 
-function checkLabels(value: unknown, field: string): MetricLabels {
-  if (!isPlainObject(value))
-    throw new ValidationError(field, `must be a flat object of strings, got ${describe(value)}`);
+function checkLabels(value: unknown, prefix: string): MetricLabels {
+  if (!isPlainObject(value)) {
+    throw new ValidationError(labelsField(prefix), `must be a flat object of strings, got ${describe(value)}`);
+  }
   const keys = Object.keys(value);
   if (keys.length > limits.maxLabels) {
-    throw new ValidationError(field, `must have at most ${limits.maxLabels} labels, got ${keys.length}`);
+    throw new ValidationError(labelsField(prefix), `must have at most ${limits.maxLabels} labels, got ${keys.length}`);
   }
   // A fresh object: later changes by the caller cannot alter what was validated.
   const labels: MetricLabels = {};
   for (const key of keys) {
-    if (key.length === 0) throw new ValidationError(field, 'must not have an empty key');
-    const keyField = `${field}.${key.length > 40 ? `${key.slice(0, 40)}…` : key}`;
-    checkText(key, `${keyField} (key)`, limits.maxLabelKeyLength);
+    if (key.length === 0) throw new ValidationError(labelsField(prefix), 'must not have an empty key');
+    const keyProblem = textProblem(key, limits.maxLabelKeyLength);
+    if (keyProblem !== undefined) throw new ValidationError(`${labelField(prefix, key)} (key)`, keyProblem);
     const labelValue = (value as Record<string, unknown>)[key];
     if (typeof labelValue !== 'string') {
-      throw new ValidationError(keyField, `must be a string, got ${describe(labelValue)}`);
+      throw new ValidationError(labelField(prefix, key), `must be a string, got ${describe(labelValue)}`);
     }
     if (labelValue.length > limits.maxLabelValueLength) {
       throw new ValidationError(
-        keyField,
+        labelField(prefix, key),
         `must be at most ${limits.maxLabelValueLength} characters, got ${labelValue.length}`,
       );
     }
     if (loneSurrogate.test(labelValue)) {
-      throw new ValidationError(keyField, 'must be well-formed UTF-16 (it has a lone surrogate)');
+      throw new ValidationError(labelField(prefix, key), 'must be well-formed UTF-16 (it has a lone surrogate)');
     }
     labels[key] = labelValue;
   }
   return labels;
+}
+
+function labelsField(prefix: string): string {
+  return `${prefix}labels`;
+}
+
+function labelField(prefix: string, key: string): string {
+  return `${prefix}labels.${key.length > 40 ? `${key.slice(0, 40)}…` : key}`;
 }
 
 function isPlainObject(value: unknown): value is Record<string, unknown> {

@@ -18,10 +18,11 @@ import type { ValidRow } from './validate.ts';
 
 /** One caller's write: a single `insert` or a whole, all-or-nothing `insertMany`. */
 interface Job {
-  rows: ValidRow[];
-  single: boolean;
+  /** One row (`insert`: no array allocated per call) or the rows of an `insertMany`. */
+  rows: ValidRow | ValidRow[];
+  size: number;
+  /** Its deadline is `enqueuedAt + lockTimeoutMs`. */
   enqueuedAt: number;
-  deadline: number;
   // biome-ignore lint/suspicious/noExplicitAny: resolves with Metric (single) or Metric[] (many)
   resolve(value: any): void;
   reject(error: MetricsRepoError): void;
@@ -84,21 +85,23 @@ export class WriteQueue {
     return this.queuedRows;
   }
 
-  submit(rows: ValidRow[], single: boolean): Promise<Metric | Metric[]> {
+  /** Queues one row (resolves with its Metric) or an all-or-nothing array of rows (resolves with Metric[]). */
+  submit(rows: ValidRow | ValidRow[]): Promise<Metric | Metric[]> {
     if (!this.accepting) return Promise.reject(new RepoClosedError());
     const { maxQueuedRows, onQueueFull } = this.options;
-    if (rows.length > maxQueuedRows) {
+    const size = Array.isArray(rows) ? rows.length : 1;
+    if (size > maxQueuedRows) {
       return Promise.reject(
-        new ValidationError('rows', `has ${rows.length} rows, more than maxQueuedRows (${maxQueuedRows})`),
+        new ValidationError('rows', `has ${size} rows, more than maxQueuedRows (${maxQueuedRows})`),
       );
     }
     // Fast path: room in the queue. (No closure is created per call beyond the executor.)
-    if (this.waiters.length === 0 && this.queuedRows + rows.length <= maxQueuedRows) {
-      return new Promise((resolve, reject) => this.enqueue(rows, single, resolve, reject));
+    if (this.waiters.length === 0 && this.queuedRows + size <= maxQueuedRows) {
+      return new Promise((resolve, reject) => this.enqueue(rows, size, resolve, reject));
     }
     if (onQueueFull === 'reject') return Promise.reject(new QueueFullError(maxQueuedRows));
     return new Promise((resolve, reject) => {
-      this.waiters.push({ rows: rows.length, admit: () => this.enqueue(rows, single, resolve, reject), reject });
+      this.waiters.push({ rows: size, admit: () => this.enqueue(rows, size, resolve, reject), reject });
     });
   }
 
@@ -116,10 +119,9 @@ export class WriteQueue {
     });
   }
 
-  private enqueue(rows: ValidRow[], single: boolean, resolve: Job['resolve'], reject: Job['reject']): void {
-    const enqueuedAt = Date.now();
-    this.jobs.push({ rows, single, enqueuedAt, deadline: enqueuedAt + this.options.lockTimeoutMs, resolve, reject });
-    this.queuedRows += rows.length;
+  private enqueue(rows: ValidRow | ValidRow[], size: number, resolve: Job['resolve'], reject: Job['reject']): void {
+    this.jobs.push({ rows, size, enqueuedAt: Date.now(), resolve, reject });
+    this.queuedRows += size;
     this.scheduleDrain();
   }
 
@@ -174,9 +176,9 @@ export class WriteQueue {
     let rows = 0;
     while (this.head < this.jobs.length) {
       const job = this.jobs[this.head] as Job;
-      if (batch.length > 0 && rows + job.rows.length > this.options.maxBatchRows) break;
+      if (batch.length > 0 && rows + job.size > this.options.maxBatchRows) break;
       batch.push(job);
-      rows += job.rows.length;
+      rows += job.size;
       this.head += 1;
     }
     this.compact();
@@ -193,12 +195,13 @@ export class WriteQueue {
   /** Fails the jobs whose deadline passed while the lock was held elsewhere. Deadlines grow along the queue. */
   private expireOverdue(now: number): void {
     const expired: Job[] = [];
-    while (this.head < this.jobs.length && (this.jobs[this.head] as Job).deadline <= now) {
+    const enqueuedBefore = now - this.options.lockTimeoutMs;
+    while (this.head < this.jobs.length && (this.jobs[this.head] as Job).enqueuedAt <= enqueuedBefore) {
       expired.push(this.jobs[this.head] as Job);
       this.head += 1;
     }
     for (const job of expired) {
-      this.queuedRows -= job.rows.length;
+      this.queuedRows -= job.size;
       job.reject(new LockTimeoutError(this.path, now - job.enqueuedAt));
     }
     this.compact();
@@ -224,7 +227,7 @@ export class WriteQueue {
     for (let i = 0; i < batch.length; i++) {
       const job = batch[i] as Job;
       const outcome = outcomes[i];
-      this.queuedRows -= job.rows.length;
+      this.queuedRows -= job.size;
       if (outcome instanceof Error) job.reject(outcome);
       else job.resolve(outcome);
     }
@@ -262,9 +265,9 @@ export class WriteQueue {
   }
 
   private writeJob(job: Job): Metric | Metric[] {
-    if (job.single) return this.writeRow(job.rows[0] as ValidRow);
-    const stored: Metric[] = new Array(job.rows.length);
-    for (let i = 0; i < job.rows.length; i++) stored[i] = this.writeRow(job.rows[i] as ValidRow);
+    if (!Array.isArray(job.rows)) return this.writeRow(job.rows);
+    const stored: Metric[] = new Array(job.size);
+    for (let i = 0; i < job.size; i++) stored[i] = this.writeRow(job.rows[i] as ValidRow);
     return stored;
   }
 
@@ -296,7 +299,7 @@ export class WriteQueue {
 
   private settle(batch: Job[], error: MetricsRepoError): void {
     for (const job of batch) {
-      this.queuedRows -= job.rows.length;
+      this.queuedRows -= job.size;
       job.reject(error);
     }
     this.admitWaiters();
