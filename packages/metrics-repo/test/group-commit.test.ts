@@ -57,6 +57,19 @@ describe('group commit', () => {
     await repo.close();
   });
 
+  it('commits a full batch inside the call that filled it, so a long synchronous loop keeps at most one batch queued', async () => {
+    const path = tempDatabase();
+    const repo = await openMetricsRepo({ path, maxBatchRows: 100 });
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0; i < 1050; i++) calls.push(repo.insert({ name: 'loop', value: i }));
+    // Still inside the same synchronous turn: ten full batches are already committed.
+    expect(repo.pendingRows).toBe(50);
+    expect(storedRows(path)).toBe(1000);
+    await Promise.all(calls);
+    expect(storedRows(path)).toBe(1050);
+    await repo.close();
+  });
+
   it("onQueueFull 'wait' holds callers in order until there is room; nothing is dropped", async () => {
     const path = tempDatabase();
     const repo = await openMetricsRepo({ path, maxQueuedRows: 10 });
