@@ -1,0 +1,114 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runBench, scenarios } from './bench.ts';
+import { type BenchSizes, fullSizes, quickSizes } from './config.ts';
+import { formatReport } from './table.ts';
+
+const usage = `Usage: pnpm bench [options]
+
+Measures the metrics repository against this machine's own limit, side by side
+in one run, on fresh temp files, and prints a Markdown table with the ratios.
+
+Options:
+  --json FILE     also write the report as JSON to FILE
+  --quick         a tiny smoke run (seconds): checks that everything works, measures nothing useful
+  --runs N        run every scenario N times, interleaved, and report the median run (default ${fullSizes.runs}; 1 with --quick)
+  --only A,B      run only these scenarios: ${scenarios.map((scenario) => scenario.name).join(', ')}
+  --help          print this help
+
+Exit status: 0 when every run stored exactly the rows it acknowledged, 1 when not, 2 for bad options.`;
+
+class UsageError extends Error {}
+
+interface CliOptions {
+  sizes: BenchSizes;
+  jsonFile: string | undefined;
+  only: string[] | undefined;
+}
+
+function parseCli(args: string[]): CliOptions | 'help' {
+  let parsed: ReturnType<typeof parseFlags>;
+  try {
+    parsed = parseFlags(args);
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { values } = parsed;
+  if (values.help) return 'help';
+  const base = values.quick ? quickSizes : fullSizes;
+  let runs = base.runs;
+  if (values.runs !== undefined) {
+    runs = Number(values.runs);
+    if (!Number.isInteger(runs) || runs < 1 || runs > 20) {
+      throw new UsageError(`--runs must be an integer from 1 to 20, got ${JSON.stringify(values.runs)}`);
+    }
+  }
+  if (values.json !== undefined && values.json.trim() === '') throw new UsageError('--json needs a file name');
+  let only: string[] | undefined;
+  if (values.only !== undefined) {
+    only = values.only.split(',').map((name) => name.trim());
+    const known = new Set(scenarios.map((scenario) => scenario.name));
+    const unknown = only.filter((name) => !known.has(name));
+    if (unknown.length > 0 || only.length === 0) {
+      throw new UsageError(`--only: unknown scenario ${unknown.join(', ') || '(none given)'}`);
+    }
+  }
+  return { sizes: { ...base, runs }, jsonFile: values.json, only };
+}
+
+function parseFlags(args: string[]) {
+  return parseArgs({
+    // `pnpm bench -- --quick` hands the separator on: it means nothing here.
+    args: args[0] === '--' ? args.slice(1) : args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      json: { type: 'string' },
+      quick: { type: 'boolean' },
+      runs: { type: 'string' },
+      only: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+}
+
+async function main(args: string[]): Promise<number> {
+  let options: CliOptions | 'help';
+  try {
+    options = parseCli(args);
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    process.stderr.write(`bench: ${error.message}\n\n${usage}\n`);
+    return 2;
+  }
+  if (options === 'help') {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
+  const report = await runBench({
+    sizes: options.sizes,
+    args,
+    ...(options.only === undefined ? {} : { only: options.only }),
+    onProgress: (line) => process.stderr.write(`${line}\n`),
+  });
+  process.stdout.write(`\n${formatReport(report)}\n`);
+  if (options.jsonFile !== undefined) {
+    // Relative to where the user typed the command: pnpm runs this script from apps/bench.
+    const file = resolve(process.env.INIT_CWD ?? process.cwd(), options.jsonFile);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+    process.stderr.write(`bench: wrote ${file}\n`);
+  }
+  return report.correct ? 0 : 1;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`bench: failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

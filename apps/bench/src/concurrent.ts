@@ -1,0 +1,52 @@
+import { describeError } from './scenarios/scenario.ts';
+
+export interface BurstOutcome {
+  rows: number;
+  failedRows: number;
+  wallMs: number;
+  latenciesMs: Float64Array;
+  firstError?: string;
+}
+
+/**
+ * Issues `calls` writes at once, in one synchronous loop, as a burst of callers
+ * finishing together would, and times each from its issue to its settlement.
+ * Call `i` writes `rowsOfCall(i)` rows; each of them gets the call's latency.
+ */
+export async function issueBurst(
+  calls: number,
+  rowsOfCall: (call: number) => number,
+  write: (call: number) => Promise<unknown>,
+): Promise<BurstOutcome> {
+  let totalRows = 0;
+  for (let call = 0; call < calls; call++) totalRows += rowsOfCall(call);
+  const latenciesMs = new Float64Array(totalRows);
+  let rows = 0;
+  let failedRows = 0;
+  let firstError: string | undefined;
+  const pending: Promise<void>[] = new Array(calls);
+  const start = performance.now();
+  for (let call = 0; call < calls; call++) {
+    const issuedAt = performance.now();
+    const callRows = rowsOfCall(call);
+    pending[call] = write(call).then(
+      () => {
+        latenciesMs.fill(performance.now() - issuedAt, rows, rows + callRows);
+        rows += callRows;
+      },
+      (error: unknown) => {
+        failedRows += callRows;
+        firstError ??= describeError(error);
+      },
+    );
+  }
+  await Promise.all(pending);
+  const wallMs = performance.now() - start;
+  return {
+    rows,
+    failedRows,
+    wallMs,
+    latenciesMs: latenciesMs.subarray(0, rows),
+    ...(firstError === undefined ? {} : { firstError }),
+  };
+}

@@ -1,0 +1,28 @@
+import { openMetricsRepo } from '@repo/metrics-repo';
+import { issueBurst } from '../concurrent.ts';
+import { runMeasured } from '../measure.ts';
+import { metricRows } from '../workload.ts';
+import type { Scenario } from './scenario.ts';
+
+/** The repository's main use: many callers each recording one row at the same moment, in one process. */
+export const repoAsync: Scenario = {
+  name: 'repo-async',
+  describe: () => 'repo.insert, every call issued at once in one process (group commit)',
+  medianBy: 'rowsPerSec',
+  async run({ sizes, file }) {
+    const rows = metricRows(sizes.rows);
+    const repo = await openMetricsRepo({ path: file });
+    try {
+      const { value, ...eventLoop } = await runMeasured(() =>
+        issueBurst(
+          rows.length,
+          () => 1,
+          (i) => repo.insert(rows[i] as (typeof rows)[number]),
+        ),
+      );
+      return { ...value, ...eventLoop };
+    } finally {
+      await repo.close();
+    }
+  },
+};

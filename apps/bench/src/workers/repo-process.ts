@@ -1,0 +1,35 @@
+import { defineWorker } from '@repo/launcher/worker';
+import { type MetricInput, type MetricsRepo, openMetricsRepo } from '@repo/metrics-repo';
+import { type BurstOutcome, issueBurst } from '../concurrent.ts';
+import { type EventLoopDelay, runMeasured } from '../measure.ts';
+import { metricRows } from '../workload.ts';
+
+export interface RepoProcessInput {
+  path: string;
+  rows: number;
+  /** Where this process's rows start in the shared sequence, so processes store distinct rows. */
+  offset: number;
+}
+
+export type RepoProcessResult = BurstOutcome & EventLoopDelay;
+
+/** One process of repo-processes: opens the repository before the barrier, then issues all its inserts at once. */
+defineWorker<RepoProcessInput, { repo: MetricsRepo; rows: MetricInput[] }, RepoProcessResult>({
+  async setup(input) {
+    return { repo: await openMetricsRepo({ path: input.path }), rows: metricRows(input.rows, input.offset) };
+  },
+  async run({ repo, rows }) {
+    try {
+      const { value, ...eventLoop } = await runMeasured(() =>
+        issueBurst(
+          rows.length,
+          () => 1,
+          (i) => repo.insert(rows[i] as MetricInput),
+        ),
+      );
+      return { ...value, ...eventLoop };
+    } finally {
+      await repo.close();
+    }
+  },
+});
