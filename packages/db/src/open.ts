@@ -90,7 +90,13 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): O
 
     // Setting WAL takes an exclusive lock when the file is switched, so the busy timeout
     // (set by the constructor, before this) must already be in force. WAL persists in the file.
-    const mode = String(sqlite.pragma(`journal_mode = ${journalMode}`, { simple: true })).toLowerCase();
+    // Only switch when needed: reading the mode takes no lock, while every switch attempt needs
+    // the exclusive lock, and hundreds of processes attempting it at once starve each other.
+    const current = String(sqlite.pragma('journal_mode', { simple: true })).toLowerCase();
+    const mode =
+      current === journalMode
+        ? current
+        : String(sqlite.pragma(`journal_mode = ${journalMode}`, { simple: true })).toLowerCase();
     if (mode !== journalMode) {
       throw new OpenDatabaseError('JOURNAL_MODE', absolutePath, `journal_mode stayed ${mode}, expected ${journalMode}`);
     }

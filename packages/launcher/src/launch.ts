@@ -50,7 +50,8 @@ interface Slot<Result> {
   send(message: ToWorker<unknown>): void;
   kill(signal?: NodeJS.Signals): void;
   outcome?: WorkerOutcome<Result>;
-  onOutcome?: () => void;
+  /** Everyone waiting for this worker's outcome (run() and terminate() may both wait). */
+  onOutcome: (() => void)[];
   ready: boolean;
 }
 
@@ -71,12 +72,12 @@ export async function launch<Input, Result, Progress = never>(
   const settle = (slot: Slot<Result>, outcome: WorkerOutcome<Result>) => {
     if (slot.outcome !== undefined) return;
     slot.outcome = outcome;
-    slot.onOutcome?.();
+    for (const notify of slot.onOutcome.splice(0)) notify();
   };
 
   const startOne = (index: number) =>
     new Promise<void>((resolveStarted) => {
-      const slot: Slot<Result> = { index, ready: false, send: () => {}, kill: () => {} };
+      const slot: Slot<Result> = { index, ready: false, send: () => {}, kill: () => {}, onOutcome: [] };
       slots[index] = slot;
       const onMessage = (message: FromWorker<Result, Progress>) => {
         switch (message.type) {
@@ -118,7 +119,8 @@ export async function launch<Input, Result, Progress = never>(
         slot.kill = (signal = 'SIGKILL') => child.kill(signal);
         child.on('message', onMessage as (message: unknown) => void);
         child.on('error', (error) => onExit(`could not start (${error.message})`));
-        child.on('exit', (code, signal) =>
+        // 'close', not 'exit': a process can exit before its last IPC messages (its result) are delivered.
+        child.on('close', (code, signal) =>
           onExit(signal === null ? `exited with code ${code}` : `was killed by ${signal}`),
         );
       } else {
@@ -134,8 +136,9 @@ export async function launch<Input, Result, Progress = never>(
 
   // Start with bounded concurrency: a slot frees up as soon as a worker is ready or dead.
   let next = 0;
+  let stopStarting = false;
   const starters = Array.from({ length: Math.min(startConcurrency, count) }, async () => {
-    while (next < count) {
+    while (next < count && !stopStarting) {
       const index = next++;
       await startOne(index);
     }
@@ -147,6 +150,7 @@ export async function launch<Input, Result, Progress = never>(
   const started = await Promise.race([Promise.all(starters), timedOut]);
   clearTimeout(readyTimer);
   if (started === 'timeout') {
+    stopStarting = true;
     for (const slot of slots) slot?.kill();
     throw new Error(
       `launch: not every worker was ready within ${readyTimeoutMs} ms (${slots.filter((s) => s?.ready).length}/${count})`,
@@ -156,7 +160,7 @@ export async function launch<Input, Result, Progress = never>(
   const outcomeOf = (slot: Slot<Result>) =>
     new Promise<WorkerOutcome<Result>>((resolveOutcome) => {
       if (slot.outcome !== undefined) return resolveOutcome(slot.outcome);
-      slot.onOutcome = () => resolveOutcome(slot.outcome as WorkerOutcome<Result>);
+      slot.onOutcome.push(() => resolveOutcome(slot.outcome as WorkerOutcome<Result>));
     });
 
   return {

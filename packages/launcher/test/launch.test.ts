@@ -67,4 +67,13 @@ describe.each<WorkerKind>(['process', 'thread'])('launch (%s)', (kind) => {
     expect(outcomes[0]).toMatchObject({ ok: false, phase: 'run', error: { name: 'WorkerExited' } });
     expect(outcomes[1]?.ok).toBe(true);
   });
+
+  it('terminate() while run() is pending settles both', async () => {
+    const fleet = await launch<EchoInput, EchoResult>({ entry, kind, count: 2, input: () => ({ hangInRun: true }) });
+    const running = fleet.run();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await fleet.terminate();
+    const outcomes = await running;
+    expect(outcomes.map((outcome) => outcome.ok)).toEqual([false, false]);
+  });
 });

@@ -11,21 +11,35 @@ import type BetterSqlite3 from 'better-sqlite3';
  * on a timer. Between attempts the event loop is free.
  */
 
-/** Delays between attempts grow from 1 ms to 20 ms, with jitter so that waiting processes do not poll in step. */
-export const backoffPolicy = { firstDelayMs: 1, maxDelayMs: 20 } as const;
+/**
+ * Delays between attempts start at 1 ms and double, with jitter so that waiting
+ * processes do not poll in step. Past the first few, a delay is a tenth of the
+ * time already waited (at most 250 ms): a waiter is late by about 10% of how long
+ * the lock was held, and hundreds of waiting processes do not burn two cores by
+ * waking up for nothing (every wake-up of a Node process costs tens of
+ * microseconds of CPU, and only one waiter can win each release).
+ */
+export const backoffPolicy = { firstDelayMs: 1, waitedFraction: 0.1, maxDelayMs: 250 } as const;
 
 export class Backoff {
   private delay: number = backoffPolicy.firstDelayMs;
+  private waitingSince: number | undefined;
 
-  /** The next delay, in ms: between half and all of the current step, which then doubles. */
+  /** The next delay, in ms: between half and all of the current step. */
   next(): number {
-    const delay = this.delay * (0.5 + Math.random() * 0.5);
+    const now = Date.now();
+    this.waitingSince ??= now;
+    const step = Math.min(
+      Math.max(this.delay, (now - this.waitingSince) * backoffPolicy.waitedFraction),
+      backoffPolicy.maxDelayMs,
+    );
     this.delay = Math.min(this.delay * 2, backoffPolicy.maxDelayMs);
-    return delay;
+    return step * (0.5 + Math.random() * 0.5);
   }
 
   reset(): void {
     this.delay = backoffPolicy.firstDelayMs;
+    this.waitingSince = undefined;
   }
 }
 
@@ -40,12 +54,18 @@ export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediat
  * false, without waiting, when another connection holds the lock.
  */
 export function tryBeginImmediate(sqlite: BetterSqlite3.Database): boolean {
+  // A refused attempt throws; capturing a stack trace is most of its cost, and a
+  // process polling for the lock throws many times a second. Restored before returning.
+  const stackTraceLimit = Error.stackTraceLimit;
+  Error.stackTraceLimit = 0;
   try {
     sqlite.exec('BEGIN IMMEDIATE');
     return true;
   } catch (error) {
     if (isBusyError(error)) return false;
     throw error;
+  } finally {
+    Error.stackTraceLimit = stackTraceLimit;
   }
 }
 

@@ -20,8 +20,10 @@ export async function openMetricsRepo(options: MetricsRepoOptions): Promise<Metr
   const deadline = Date.now() + resolved.lockTimeoutMs;
   const opened = await retryWhileBusy(() => {
     try {
-      // busy_timeout 0: SQLite never sleeps inside a call; we wait on timers instead.
-      return openDatabase(resolved.path, { busyTimeoutMs: 0, synchronous: resolved.synchronous });
+      return openDatabase(resolved.path, {
+        busyTimeoutMs: openBusyTimeoutMs(resolved),
+        synchronous: resolved.synchronous,
+      });
     } catch (error) {
       // Surface the lock conflict itself so it is retried.
       if (error instanceof OpenDatabaseError && error.code === 'BUSY') throw error.cause;
@@ -33,7 +35,22 @@ export async function openMetricsRepo(options: MetricsRepoOptions): Promise<Metr
       cause: error,
     });
   });
+  // From here on SQLite never sleeps inside a call: writes wait for the lock on timers (see lock.ts).
+  opened.sqlite.pragma('busy_timeout = 0');
   return new MetricsRepo(opened, resolved);
+}
+
+/**
+ * The busy timeout used while opening, and only then. Opening an existing WAL file
+ * that is up to date takes no lock at all. Only the one-time steps (switching a
+ * rollback-journal file to WAL, applying a migration) need the exclusive or write
+ * lock, and there SQLite's own wait is the one that works: while it sleeps it keeps
+ * its claim on the lock (PENDING), so hundreds of processes opening a new file at
+ * once queue up instead of starving each other, as retries from scratch would.
+ * That wait blocks the thread, at most this long per attempt, once per file.
+ */
+function openBusyTimeoutMs(options: ResolvedOptions): number {
+  return Math.min(options.lockTimeoutMs, 5000);
 }
 
 /**
