@@ -1,0 +1,184 @@
+import { parseArgs } from 'node:util';
+import { defaultOptions } from '@repo/metrics-repo';
+import { type Chaos, chaosKinds, type Journal, journals, type Mode, modes, type Target, targets } from './types.ts';
+
+/** A bad command line: the CLI prints the message and exits with code 2. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+}
+
+export interface HarnessOptions {
+  help: boolean;
+  /** No option shaped the scenarios: run the default suite. */
+  defaultSuite: boolean;
+  targets: Target[];
+  modes: Mode[];
+  journals: Journal[];
+  writers: number[];
+  /** Whether `--writers` was given (`--find-limit` starts from its smallest value). */
+  writersGiven: boolean;
+  rowsPerWriter: number;
+  prefill: number;
+  busyTimeoutMs: number;
+  lockTimeoutMs: number;
+  dbPath: string | undefined;
+  keep: boolean;
+  jsonPath: string | undefined;
+  reportPath: string | undefined;
+  findLimit: boolean;
+  limitCap: number;
+  chaos: Chaos;
+  /** Per scenario, ms. */
+  timeoutMs: number;
+}
+
+export const defaults = {
+  targets: ['raw', 'repo'] as Target[],
+  modes: ['process', 'thread', 'async'] as Mode[],
+  journals: ['wal'] as Journal[],
+  writers: [5, 50, 500],
+  rowsPerWriter: 1,
+  /** A kill needs something to interrupt: chaos writers insert this many rows each unless told otherwise. */
+  chaosRowsPerWriter: 50,
+  /** Writers killed at scale, within a few minutes: each inserts its rows one after the other. */
+  chaosWriters: [20, 200],
+  prefill: 0,
+  busyTimeoutMs: 5000,
+  /** The repository's own default. */
+  lockTimeoutMs: defaultOptions.lockTimeoutMs,
+  limitCap: 1000,
+  findLimitStart: 5,
+  timeoutSeconds: 300,
+} as const;
+
+/** The options that choose scenarios: with none of them, the default suite runs. */
+const scenarioShapingOptions = [
+  'target',
+  'mode',
+  'writers',
+  'rows-per-writer',
+  'journal',
+  'prefill',
+  'find-limit',
+  'limit-cap',
+  'chaos',
+] as const;
+
+const optionSpec = {
+  target: { type: 'string' },
+  mode: { type: 'string' },
+  writers: { type: 'string' },
+  'rows-per-writer': { type: 'string' },
+  journal: { type: 'string' },
+  prefill: { type: 'string' },
+  'busy-timeout': { type: 'string' },
+  'lock-timeout': { type: 'string' },
+  db: { type: 'string' },
+  keep: { type: 'boolean' },
+  json: { type: 'string' },
+  report: { type: 'string' },
+  'find-limit': { type: 'boolean' },
+  'limit-cap': { type: 'string' },
+  chaos: { type: 'string' },
+  timeout: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+/** Parses the command line. Throws UsageError, naming the flag, for anything it cannot use. */
+export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
+  let values: ReturnType<typeof parseArgs<{ options: typeof optionSpec; strict: true }>>['values'];
+  try {
+    ({ values } = parseArgs({ args: [...argv], options: optionSpec, strict: true, allowPositionals: false }));
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const chaos = oneOf('--chaos', values.chaos, chaosKinds) ?? 'none';
+  const findLimit = values['find-limit'] ?? false;
+  const options: HarnessOptions = {
+    help: values.help ?? false,
+    defaultSuite: scenarioShapingOptions.every((name) => values[name] === undefined),
+    // --find-limit answers a question about the raw target; repo only when asked for.
+    targets: listOf('--target', values.target, targets) ?? (findLimit ? ['raw'] : [...defaults.targets]),
+    // Killing needs processes; doubling threads up to the cap would need gigabytes (about 15 MB per thread).
+    modes: listOf('--mode', values.mode, modes) ?? (chaos === 'kill' || findLimit ? ['process'] : [...defaults.modes]),
+    journals: listOf('--journal', values.journal, journals) ?? [...defaults.journals],
+    writers:
+      integerList('--writers', values.writers, 1, 100_000) ??
+      (chaos === 'kill' ? [...defaults.chaosWriters] : [...defaults.writers]),
+    writersGiven: values.writers !== undefined,
+    rowsPerWriter:
+      integer('--rows-per-writer', values['rows-per-writer'], 1, 10_000_000) ??
+      (chaos === 'kill' ? defaults.chaosRowsPerWriter : defaults.rowsPerWriter),
+    prefill: integer('--prefill', values.prefill, 0, 100_000_000) ?? defaults.prefill,
+    busyTimeoutMs: integer('--busy-timeout', values['busy-timeout'], 0, 3_600_000) ?? defaults.busyTimeoutMs,
+    lockTimeoutMs: integer('--lock-timeout', values['lock-timeout'], 0, 3_600_000) ?? defaults.lockTimeoutMs,
+    dbPath: nonEmpty('--db', values.db),
+    keep: values.keep ?? false,
+    jsonPath: nonEmpty('--json', values.json),
+    reportPath: nonEmpty('--report', values.report),
+    findLimit,
+    limitCap: integer('--limit-cap', values['limit-cap'], 2, 100_000) ?? defaults.limitCap,
+    chaos,
+    timeoutMs: (integer('--timeout', values.timeout, 1, 86_400) ?? defaults.timeoutSeconds) * 1000,
+  };
+  if (options.reportPath !== undefined && !/\.html?$/i.test(options.reportPath)) {
+    throw new UsageError(`--report needs a file name ending in .html, got ${JSON.stringify(options.reportPath)}`);
+  }
+  if (values['limit-cap'] !== undefined && !findLimit)
+    throw new UsageError('--limit-cap only makes sense with --find-limit');
+  if (findLimit && chaos !== 'none') throw new UsageError('--find-limit and --chaos cannot be combined');
+  if (chaos === 'kill' && options.modes.some((mode) => mode !== 'process')) {
+    throw new UsageError('--chaos kill needs --mode process (only a process can be killed as a crash would)');
+  }
+  if (chaos === 'kill' && options.rowsPerWriter < 2) {
+    throw new UsageError('--chaos kill needs --rows-per-writer 2 or more, so that a writer can be killed mid-way');
+  }
+  return options;
+}
+
+function nonEmpty(flag: string, value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  if (value.trim() === '') throw new UsageError(`${flag} needs a value`);
+  return value;
+}
+
+function items(flag: string, value: string): string[] {
+  const parts = value.split(',').map((part) => part.trim());
+  if (parts.some((part) => part === '')) throw new UsageError(`${flag} got an empty item in ${JSON.stringify(value)}`);
+  return [...new Set(parts)];
+}
+
+function oneOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new UsageError(`${flag} must be one of ${allowed.join(', ')}; got ${JSON.stringify(value)}`);
+  }
+  return value as T;
+}
+
+function listOf<T extends string>(flag: string, value: string | undefined, allowed: readonly T[]): T[] | undefined {
+  if (value === undefined) return undefined;
+  return items(flag, value).map((item) => {
+    if (!(allowed as readonly string[]).includes(item)) {
+      throw new UsageError(
+        `${flag} takes a comma-separated list of ${allowed.join(', ')}; ${JSON.stringify(item)} is not one`,
+      );
+    }
+    return item as T;
+  });
+}
+
+function integer(flag: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  const parsed = /^\d+$/.test(text) ? Number(text) : Number.NaN;
+  if (!Number.isSafeInteger(parsed) || parsed < min || parsed > max) {
+    throw new UsageError(`${flag} must be an integer from ${min} to ${max}, got ${JSON.stringify(value)}`);
+  }
+  return parsed;
+}
+
+function integerList(flag: string, value: string | undefined, min: number, max: number): number[] | undefined {
+  if (value === undefined) return undefined;
+  return [...new Set(items(flag, value).map((item) => integer(flag, item, min, max) as number))].sort((a, b) => a - b);
+}

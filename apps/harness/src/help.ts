@@ -1,0 +1,54 @@
+import { defaults } from './args.ts';
+
+export const helpText = `Usage: pnpm harness [options]
+
+How many simultaneous writers can record into one SQLite file, and what does
+each approach lose? Runs writers against a fresh file per scenario and compares
+rows acknowledged with rows actually stored.
+
+With no scenario option (--target, --mode, --writers, --rows-per-writer,
+--journal, --prefill, --find-limit, --chaos), runs the default suite: both
+targets, writer processes, 1 row each, on the original experiment's cases
+(5, 50, 250, 500 writers; 10,000 prefilled rows then 100 writers; 250 and 500
+in rollback-journal mode; WAL otherwise). Otherwise runs every combination of
+the options given, with the defaults below for the others.
+
+Scenarios
+  --target LIST          raw, repo, or raw,repo (default: raw,repo; raw alone with --find-limit)
+                           raw:  each writer opens its own connection with @repo/db and inserts
+                                 one autocommit statement per row with Drizzle, then closes
+                           repo: each writer uses @repo/metrics-repo (async mode: one shared repository)
+  --mode LIST            process, thread, async, comma-separated (default: ${defaults.modes.join(',')})
+  --writers LIST         numbers of simultaneous writers, comma-separated (default: ${defaults.writers.join(',')};
+                           ${defaults.chaosWriters.join(',')} with --chaos kill)
+  --rows-per-writer N    rows each writer inserts (default: ${defaults.rowsPerWriter}; ${defaults.chaosRowsPerWriter} with --chaos kill)
+  --journal LIST         wal, delete (rollback journal), or wal,delete (default: ${defaults.journals.join(',')})
+  --prefill N            rows the harness inserts sequentially before the writers start (default: ${defaults.prefill})
+  --busy-timeout MS      the raw target's SQLite busy timeout (default: ${defaults.busyTimeoutMs}, the driver's;
+                           0 shows raw contention). The repository waits on timers instead.
+  --lock-timeout MS      the repo target's lockTimeoutMs (default: ${defaults.lockTimeoutMs}, the repository's default)
+  --find-limit           double the number of writers (from the smallest --writers, else ${defaults.findLimitStart}) until
+                           the first failure or lost row, and report the largest number with none
+                           (default target raw, default mode process)
+  --limit-cap N          stop --find-limit at N writers (default: ${defaults.limitCap})
+  --chaos kill           SIGKILL half of the writer processes at random moments while they insert
+                           one row after the other; lost = acknowledged rows missing from the file
+
+Files and output
+  --db PATH              use this file for every scenario (default: a fresh temporary file per
+                           scenario, removed afterwards)
+  --keep                 keep the temporary files and print their paths
+  --json FILE            write the results as a JSON array
+  --report FILE.html     write a self-contained HTML page: charts and the table
+  --timeout SEC          stop a scenario (killing its writers) after SEC seconds (default: ${defaults.timeoutSeconds})
+  -h, --help             show this help
+
+Each scenario reports target, mode, journal, writers, rowsPerWriter, attempted,
+acked, failed, errors (by code), stored (counted afterwards by a separate
+read-only connection), lost (acked - stored), wallMs, rowsPerSec, insert
+latency p50/p95/p99/max, CPU time spent while writing, peak memory, and the
+journal mode of the file afterwards.
+
+Exit code: 0 when the repo target had no failed and no lost row (and its files
+passed integrity_check), 1 otherwise, 2 for a bad command line.
+`;

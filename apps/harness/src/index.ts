@@ -1,0 +1,13 @@
+export { defaults, type HarnessOptions, parseHarnessArgs, UsageError } from './args.ts';
+export { chooseVictims } from './chaos-kill.ts';
+export { findLimits, type LimitFinding } from './find-limit.ts';
+export { type FileInspection, inspectDatabaseFile } from './inspect-file.ts';
+export { prepareDatabaseFile } from './prepare-file.ts';
+export { renderHtmlReport } from './report/html.ts';
+export { describeRun, type RunInfo } from './report/run-info.ts';
+export { formatTable } from './report/table.ts';
+export { runScenario } from './run-scenario.ts';
+export { defaultSuiteCases, describeScenario, planScenarios } from './scenarios.ts';
+export { percentile, summarizeLatencies } from './stats.ts';
+export { problemsOf, summarizeScenario } from './summarize.ts';
+export * from './types.ts';
