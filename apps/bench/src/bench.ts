@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { percentile } from '@repo/harness/stats';
 import type { BenchSizes } from './config.ts';
 import { countStoredRows, makeRunDirectory } from './files.ts';
 import { describeMachine, describeRevision, type Machine } from './machine.ts';
@@ -9,7 +10,7 @@ import { repoAsync } from './scenarios/repo-async.ts';
 import { repoMany } from './scenarios/repo-many.ts';
 import { repoProcesses } from './scenarios/repo-processes.ts';
 import type { Measurement, Scenario } from './scenarios/scenario.ts';
-import { percentile, sortedCopy } from './stats.ts';
+import { sortedCopy } from './stats.ts';
 
 /** Every scenario, in the order each round runs them. */
 export const scenarios: readonly Scenario[] = [
@@ -172,8 +173,9 @@ function figuresOf(measurement: Measurement, stored: number): RunFigures {
     stored,
     wallMs: round(measurement.wallMs, 1),
     rowsPerSec: Math.round((measurement.rows / measurement.wallMs) * 1000),
-    p50Ms: round(percentile(sorted, 50), 3),
-    p99Ms: round(percentile(sorted, 99), 3),
+    // Nearest-rank percentiles, the harness's definition; 0 when every write failed.
+    p50Ms: sorted.length === 0 ? 0 : round(percentile(sorted, 50), 3),
+    p99Ms: sorted.length === 0 ? 0 : round(percentile(sorted, 99), 3),
     maxEventLoopDelayMs: round(measurement.maxEventLoopDelayMs, 2),
     p99EventLoopDelayMs: round(measurement.p99EventLoopDelayMs, 2),
     timeWeightedP99EventLoopDelayMs: round(measurement.timeWeightedP99EventLoopDelayMs, 2),

@@ -1,14 +1,4 @@
-/**
- * The p-th percentile (0 < p <= 100) by nearest rank: a value that was actually
- * measured, never an interpolation between two. `sorted` must be ascending.
- * 0 for no values.
- */
-export function percentile(sorted: ArrayLike<number>, p: number): number {
-  if (!(p > 0 && p <= 100)) throw new RangeError(`percentile: p must be in (0, 100], got ${p}`);
-  if (sorted.length === 0) return 0;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(rank, sorted.length) - 1] as number;
-}
+import { percentile } from '@repo/harness/stats';
 
 /** Sorts a copy ascending (numerically, unlike Array#sort's default). */
 export function sortedCopy(values: ArrayLike<number>): Float64Array {
@@ -17,7 +7,7 @@ export function sortedCopy(values: ArrayLike<number>): Float64Array {
 
 /** The median of values (the lower middle one for an even count), by nearest rank. */
 export function median(values: readonly number[]): number {
-  return percentile(sortedCopy(values), 50);
+  return values.length === 0 ? 0 : percentile(sortedCopy(values), 50);
 }
 
 /** Concatenates latency samples gathered in several places (processes) into one array. */

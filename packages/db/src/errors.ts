@@ -41,6 +41,8 @@ export function sqliteCodeOf(error: unknown): string | undefined {
 
 /** Whether an error is SQLite's "someone else holds the lock" (any SQLITE_BUSY* variant, or SQLITE_PROTOCOL under heavy contention): retryable. */
 export function isBusyError(error: unknown): boolean {
+  // An open that lost the race for the lock is as retryable as the statement that did.
+  if (error instanceof OpenDatabaseError) return error.code === 'BUSY';
   const code = sqliteCodeOf(error);
   return code !== undefined && (code.startsWith('SQLITE_BUSY') || code === 'SQLITE_PROTOCOL');
 }

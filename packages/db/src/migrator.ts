@@ -1,5 +1,5 @@
 import type BetterSqlite3 from 'better-sqlite3';
-import { readMigrationFiles } from 'drizzle-orm/migrator';
+import { type MigrationMeta, readMigrationFiles } from 'drizzle-orm/migrator';
 import { OpenDatabaseError } from './errors.ts';
 
 /**
@@ -30,7 +30,7 @@ export function applyMigrations(
   path: string,
   migrationsFolder: string,
 ): MigrationResult {
-  const migrations = readMigrationFiles({ migrationsFolder });
+  const migrations = migrationsIn(migrationsFolder);
   const latestKnown = migrations.at(-1)?.folderMillis ?? 0;
 
   // Fast path without any write lock: most opens find the file up to date.
@@ -61,6 +61,18 @@ export function applyMigrations(
     if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
     throw error;
   }
+}
+
+const migrationsByFolder = new Map<string, MigrationMeta[]>();
+
+/** Reads and hashes a folder's migrations once per process: every open needs them, they never change at run time. */
+function migrationsIn(folder: string): MigrationMeta[] {
+  let migrations = migrationsByFolder.get(folder);
+  if (migrations === undefined) {
+    migrations = readMigrationFiles({ migrationsFolder: folder });
+    migrationsByFolder.set(folder, migrations);
+  }
+  return migrations;
 }
 
 function lastAppliedMillis(sqlite: BetterSqlite3.Database): number | undefined {

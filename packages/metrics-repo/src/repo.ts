@@ -1,4 +1,4 @@
-import { type MetricsDatabase, metrics, OpenDatabaseError, type OpenedDatabase, openDatabase } from '@repo/db';
+import { type MetricsDatabase, metrics, type OpenedDatabase, openDatabase } from '@repo/db';
 import { and, count, eq, gte, lt, type SQL } from 'drizzle-orm';
 import { DuplicateEventError, RepoClosedError, ValidationError } from './errors.ts';
 import { retryWhileBusy } from './lock.ts';
@@ -18,23 +18,12 @@ import { toDatabaseError, WriteQueue } from './write-queue.ts';
 export async function openMetricsRepo(options: MetricsRepoOptions): Promise<MetricsRepo> {
   const resolved = resolveOptions(options);
   const deadline = Date.now() + resolved.lockTimeoutMs;
-  const opened = await retryWhileBusy(() => {
-    try {
-      return openDatabase(resolved.path, {
-        busyTimeoutMs: openBusyTimeoutMs(resolved),
-        synchronous: resolved.synchronous,
-      });
-    } catch (error) {
-      // Surface the lock conflict itself so it is retried.
-      if (error instanceof OpenDatabaseError && error.code === 'BUSY') throw error.cause;
-      throw error;
-    }
-  }, deadline).catch((error: unknown) => {
-    if (error instanceof OpenDatabaseError) throw error;
-    throw new OpenDatabaseError('BUSY', resolved.path, `the file stayed locked for ${resolved.lockTimeoutMs} ms`, {
-      cause: error,
-    });
-  });
+  // A BUSY OpenDatabaseError is retried on timers until the deadline, then surfaces as is.
+  const opened = await retryWhileBusy(
+    () =>
+      openDatabase(resolved.path, { busyTimeoutMs: openBusyTimeoutMs(resolved), synchronous: resolved.synchronous }),
+    deadline,
+  );
   // From here on SQLite never sleeps inside a call: writes wait for the lock on timers (see lock.ts).
   opened.sqlite.pragma('busy_timeout = 0');
   return new MetricsRepo(opened, resolved);

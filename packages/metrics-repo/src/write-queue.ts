@@ -1,7 +1,7 @@
 import { isBusyError, type Metric, metrics, sqliteCodeOf } from '@repo/db';
 import { Mutex } from 'async-mutex';
 import type BetterSqlite3 from 'better-sqlite3';
-import { getTableConfig } from 'drizzle-orm/sqlite-core';
+import { getTableName } from 'drizzle-orm';
 import {
   DatabaseError,
   DuplicateEventError,
@@ -37,17 +37,9 @@ interface Waiter {
 
 type JobOutcome = Metric | Metric[] | MetricsRepoError;
 
-const columns = getTableConfig(metrics).columns;
-const insertSql = `INSERT INTO "${getTableConfig(metrics).name}" (${[
-  metrics.name,
-  metrics.value,
-  metrics.recordedAt,
-  metrics.labels,
-  metrics.eventId,
-]
-  .map((column) => `"${column.name}"`)
-  .join(', ')}) VALUES (?, ?, ?, ?, ?)`;
-if (columns.length !== 6) throw new Error('write-queue: the metrics table changed; update the INSERT statement');
+// Column names come from the schema, so the statement cannot drift from the table.
+const insertColumns = [metrics.name, metrics.value, metrics.recordedAt, metrics.labels, metrics.eventId];
+const insertSql = `INSERT INTO "${getTableName(metrics)}" (${insertColumns.map((column) => `"${column.name}"`).join(', ')}) VALUES (${insertColumns.map(() => '?').join(', ')})`;
 
 /**
  * Group commit. Every write is queued; one drain loop at a time (guarded by an
@@ -267,29 +259,30 @@ export class WriteQueue {
    * that job's caller alone and the others still commit.
    */
   private writeBatch(batch: Job[]): JobOutcome[] {
-    this.sqlite.exec('SAVEPOINT batch');
+    const fast = this.inSavepoint('batch', () => batch.map((job) => this.writeJob(job)));
+    if ('value' in fast) return fast.value;
+    return batch.map((job) => {
+      const attempt = this.inSavepoint('job', () => this.writeJob(job));
+      return 'value' in attempt ? attempt.value : this.rowError(attempt.failure);
+    });
+  }
+
+  /**
+   * Runs `work` under a savepoint. A failed row rolls back to it and is returned;
+   * an error that ended the transaction or means "locked" propagates to commitBatch.
+   */
+  private inSavepoint<T>(name: string, work: () => T): { value: T } | { failure: unknown } {
+    this.sqlite.exec(`SAVEPOINT ${name}`);
     try {
-      const outcomes = batch.map((job) => this.writeJob(job));
-      this.sqlite.exec('RELEASE batch');
-      return outcomes;
+      const value = work();
+      this.sqlite.exec(`RELEASE ${name}`);
+      return { value };
     } catch (failure) {
       if (isBusyError(causeOf(failure)) || !this.sqlite.inTransaction) throw causeOf(failure);
-      this.sqlite.exec('ROLLBACK TO batch');
-      this.sqlite.exec('RELEASE batch');
+      this.sqlite.exec(`ROLLBACK TO ${name}`);
+      this.sqlite.exec(`RELEASE ${name}`);
+      return { failure };
     }
-    return batch.map((job) => {
-      this.sqlite.exec('SAVEPOINT job');
-      try {
-        const outcome = this.writeJob(job);
-        this.sqlite.exec('RELEASE job');
-        return outcome;
-      } catch (failure) {
-        if (isBusyError(causeOf(failure)) || !this.sqlite.inTransaction) throw causeOf(failure);
-        this.sqlite.exec('ROLLBACK TO job');
-        this.sqlite.exec('RELEASE job');
-        return this.rowError(failure);
-      }
-    });
   }
 
   private writeJob(job: Job): Metric | Metric[] {
