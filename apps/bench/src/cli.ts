@@ -97,6 +97,7 @@ async function main(args: string[]): Promise<number> {
     // Relative to where the user typed the command: pnpm runs this script from apps/bench.
     const file = resolve(process.env.INIT_CWD ?? process.cwd(), options.jsonFile);
     mkdirSync(dirname(file), { recursive: true });
+    // fd-safe: the JSON report the user asked for
     writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
     process.stderr.write(`bench: wrote ${file}\n`);
   }

@@ -43,6 +43,7 @@ describe('pnpm bench --quick', () => {
     expect(run.stderr).not.toContain('bench: failed');
     expect(run.status).toBe(0);
     expect(run.stdout).toContain('| scenario');
+    // fd-safe: the JSON report of the run
     report = JSON.parse(readFileSync(jsonFile, 'utf8')) as BenchReport;
     expect(report.results.map((result) => result.name)).toEqual(Object.keys(expectedRows));
   });

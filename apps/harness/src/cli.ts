@@ -71,10 +71,12 @@ export async function main(argv: readonly string[]): Promise<number> {
   const kept = results.filter((r) => r.dbPath !== undefined && options.dbPath === undefined);
   if (kept.length > 0) process.stdout.write(`\nkept files:\n${kept.map((r) => `  ${r.dbPath}`).join('\n')}\n`);
   if (options.jsonPath !== undefined) {
+    // fd-safe: the JSON and HTML reports the user asked for
     writeFileSync(options.jsonPath, `${JSON.stringify(results, null, 2)}\n`);
     process.stdout.write(`\nwrote ${options.jsonPath}\n`);
   }
   if (options.reportPath !== undefined) {
+    // fd-safe: the HTML report the user asked for
     writeFileSync(options.reportPath, renderHtmlReport(results, info));
     process.stdout.write(`wrote ${options.reportPath}\n`);
   }

@@ -40,6 +40,7 @@ export function processPeakMemoryKb(): number {
   const peakRssKb = process.resourceUsage().maxRSS;
   let rollup: string;
   try {
+    // fd-safe: a /proc file
     rollup = readFileSync('/proc/self/smaps_rollup', 'utf8');
   } catch {
     return peakRssKb;

@@ -135,6 +135,7 @@ describe('cli main', () => {
       join(dir, 'r.html'),
     ]);
     expect(code).toBe(0);
+    // fd-safe: the reports the harness wrote
     const results = JSON.parse(readFileSync(join(dir, 'r.json'), 'utf8')) as ScenarioResult[];
     expect(results.map((r) => `${r.target} ${r.writers} ${r.stored} ${r.lost}`)).toEqual([
       'raw 2 2 0',
@@ -144,6 +145,7 @@ describe('cli main', () => {
     ]);
     expect(output.stdout()).toMatch(/target\s+mode/);
     expect(output.stdout()).toMatch(/OK: repo target: 0 failed, 0 lost in 2 scenario/);
+    // fd-safe: the report the harness wrote
     expect(readFileSync(join(dir, 'r.html'), 'utf8')).toContain('<table>');
   });
 

@@ -2,6 +2,8 @@
 export type OpenDatabaseErrorCode =
   /** The parent directory does not exist and cannot be created. */
   | 'DIRECTORY_NOT_CREATABLE'
+  /** The path is a directory or another kind of non-regular file. */
+  | 'NOT_A_FILE'
   /** The file exists but is not a SQLite database (or is encrypted or damaged). */
   | 'NOT_A_DATABASE'
   /** The file, its directory or its filesystem does not allow writing. */

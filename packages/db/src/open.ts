@@ -1,4 +1,4 @@
-import { closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
+import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
@@ -127,7 +127,18 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): O
   }
 }
 
-/** Creates the parent directory and checks the file can be written, before SQLite touches it. */
+/**
+ * Creates the parent directory and checks, before SQLite touches anything, that the
+ * file and its directory can be written (SQLite would otherwise fall back to read-only
+ * without a word).
+ *
+ * Only `stat` and `access`: they take no file descriptor. Opening and closing a
+ * descriptor of our own on a database file would release every POSIX lock this
+ * process holds on it, including those of SQLite connections already open on it
+ * (another repository, a raw connection): the next connection elsewhere to close
+ * then deletes the -wal and -shm files under them, and acknowledged rows vanish
+ * (sqlite.org, "How To Corrupt An SQLite Database File", 2.2).
+ */
 function ensureWritableLocation(path: string): void {
   const directory = dirname(path);
   try {
@@ -136,24 +147,47 @@ function ensureWritableLocation(path: string): void {
     throw new OpenDatabaseError(
       'DIRECTORY_NOT_CREATABLE',
       path,
-      `its directory ${JSON.stringify(directory)} cannot be created (${(error as NodeJS.ErrnoException).code ?? String(error)})`,
+      `its directory ${JSON.stringify(directory)} cannot be created (${errnoOf(error)})`,
       { cause: error },
     );
   }
-  if (!existsSync(path)) return;
-  // SQLite silently falls back to read-only when a file cannot be opened for writing;
-  // an explicit open for writing says so up front (it also catches root on an immutable file).
+  let isFile: boolean;
   try {
-    closeSync(openSync(path, 'r+'));
+    isFile = statSync(path).isFile();
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
-      throw new OpenDatabaseError('READ_ONLY', path, `the file is not writable (${code})`, { cause: error });
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') {
+      throw new OpenDatabaseError('OPEN_FAILED', path, `the file cannot be examined (${errnoOf(error)})`, {
+        cause: error,
+      });
     }
-    throw new OpenDatabaseError('OPEN_FAILED', path, `the file cannot be opened (${code ?? String(error)})`, {
-      cause: error,
-    });
+    isFile = true; // SQLite creates it.
   }
+  if (!isFile) {
+    const what = statSync(path).isDirectory() ? 'a directory' : 'not a regular file';
+    throw new OpenDatabaseError('NOT_A_FILE', path, `the path is ${what}, not a database file`);
+  }
+  // The directory must be writable too: WAL mode creates the -wal and -shm files next to the database.
+  for (const [target, what] of [
+    [path, 'the file'],
+    [directory, 'its directory'],
+  ] as const) {
+    try {
+      accessSync(target, constants.W_OK);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') continue;
+      if (code === 'EACCES' || code === 'EPERM' || code === 'EROFS') {
+        throw new OpenDatabaseError('READ_ONLY', path, `${what} is not writable (${code})`, { cause: error });
+      }
+      throw new OpenDatabaseError('OPEN_FAILED', path, `${what} cannot be checked (${errnoOf(error)})`, {
+        cause: error,
+      });
+    }
+  }
+}
+
+function errnoOf(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? String(error);
 }
 
 function classify(error: unknown, path: string): OpenDatabaseError {

@@ -28,6 +28,7 @@ describe('openDatabase with bad files', () => {
 
   it('names the path when the directory cannot be created', () => {
     const blocker = join(tempDir(), 'a-file');
+    // fd-safe: a plain file in the way of a directory, never opened by SQLite
     writeFileSync(blocker, 'not a directory');
     const path = join(blocker, 'sub', 'metrics.db');
     const error = openError(path);
@@ -35,17 +36,20 @@ describe('openDatabase with bad files', () => {
     expect(error.path).toBe(path);
     expect(error.message).toContain(path);
     expect(error.message).toContain('ENOTDIR');
+    // fd-safe: no connection is open: openDatabase failed
     expect(readFileSync(blocker, 'utf8')).toBe('not a directory');
   });
 
   it('refuses a file that is not a SQLite database and leaves it untouched', () => {
     const path = join(tempDir(), 'notes.db');
     const content = 'these are my notes, not a database\n'.repeat(200);
+    // fd-safe: written before any connection opens it
     writeFileSync(path, content);
     const error = openError(path);
     expect(error.code).toBe('NOT_A_DATABASE');
     expect(error.sqliteCode).toBe('SQLITE_NOTADB');
     expect(error.message).toContain(path);
+    // fd-safe: no connection is open: openDatabase failed
     expect(readFileSync(path, 'utf8')).toBe(content);
     expect(sidecarsOf(path)).toEqual([]);
   });
@@ -53,6 +57,7 @@ describe('openDatabase with bad files', () => {
   it('refuses a read-only file and leaves it untouched', (context) => {
     const path = join(tempDir(), 'metrics.db');
     openDatabase(path).close();
+    // fd-safe: read before any connection opens it
     const before = readFileSync(path);
     if (process.getuid?.() === 0) {
       // root ignores permission bits; the immutable attribute binds root too.
@@ -69,6 +74,7 @@ describe('openDatabase with bad files', () => {
     const error = openError(path);
     expect(error.code).toBe('READ_ONLY');
     expect(error.message).toContain(path);
+    // fd-safe: no connection is open: openDatabase failed
     expect(readFileSync(path).equals(before)).toBe(true);
   });
 
@@ -81,11 +87,13 @@ describe('openDatabase with bad files', () => {
       .run('from-the-future', future);
     opened.sqlite.pragma('wal_checkpoint(TRUNCATE)');
     opened.close();
+    // fd-safe: read before any connection opens it
     const before = readFileSync(path);
     const error = openError(path);
     expect(error.code).toBe('SCHEMA_TOO_NEW');
     expect(error.message).toContain(path);
     expect(error.message).toContain('newer than this code');
+    // fd-safe: no connection is open: openDatabase failed
     expect(readFileSync(path).equals(before)).toBe(true);
   });
 });

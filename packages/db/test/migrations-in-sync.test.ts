@@ -17,6 +17,7 @@ describe('committed migrations', () => {
 
   it('match the schema: drizzle-kit generate finds nothing to add', () => {
     const out = join(tempDir(), 'drizzle');
+    // fd-safe: copies migration files, not a database
     cpSync(migrationsFolder, out, { recursive: true });
     // drizzle-kit prefixes --out with "./", so it must be relative to the package.
     const generate = spawnSync(

@@ -43,6 +43,7 @@ export async function bundleEntry(entry: string, options: BundleOptions = {}): P
   const hash = createHash('sha256').update(output.contents).digest('hex').slice(0, 16);
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, `worker-${hash}.mjs`);
+  // fd-safe: writes a bundle, never a database
   writeFileSync(file, output.contents);
   return file;
 }
@@ -76,6 +77,7 @@ function keepImportMetaUrl(): Plugin {
     setup(esbuild) {
       esbuild.onLoad({ filter: /\.[cm]?[jt]sx?$/ }, (args) => {
         if (args.path.includes(`${'/'}node_modules${'/'}`)) return undefined;
+        // fd-safe: reads a source file being bundled
         const source = readFileSync(args.path, 'utf8');
         if (!source.includes('import.meta.url')) return undefined;
         const extension = extname(args.path).slice(1).replace(/^[cm]/, '');

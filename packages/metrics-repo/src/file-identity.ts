@@ -1,61 +1,109 @@
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { readdirSync, readlinkSync, statSync } from 'node:fs';
 import { DatabaseError } from './errors.ts';
 
-/** Which file a connection has open: the inode at the path when it was opened. */
+/**
+ * Is the file at `path` still the database the connection opened, whole?
+ *
+ * In WAL mode SQLite keeps writing through its open descriptors when the file is
+ * deleted, replaced or cut short behind its back: every commit "succeeds" into an
+ * inode nobody will read again, or into a file `integrity_check` then rejects.
+ * Checking before each transaction turns that silent loss into an error for the
+ * callers whose rows would have gone there.
+ *
+ * Only `stat` (and, to explain a vanished file, `readlink` of /proc entries): never
+ * a descriptor of our own. Closing any descriptor of a file releases every POSIX
+ * lock this process holds on it, SQLite's included; another connection closing
+ * later then deletes the -wal and -shm files under ours and acknowledged rows
+ * vanish (sqlite.org, "How To Corrupt An SQLite Database File", 2.2).
+ */
 export interface FileIdentity {
   dev: number;
   ino: number;
+  /** The database's page size: a healthy file is always a whole number of pages. */
+  pageSize: number;
 }
 
-const sqliteMagic = Buffer.from('SQLite format 3\u0000', 'latin1');
+// Each WAL frame is a 24-byte header and one page, after the WAL's 32-byte header.
+const walHeaderBytes = 32;
+const walFrameHeaderBytes = 24;
 
-export function captureIdentity(path: string): FileIdentity {
+export function captureIdentity(path: string, pageSize: number): FileIdentity {
   const { dev, ino } = statSync(path);
-  return { dev, ino };
+  return { dev, ino, pageSize };
 }
 
 /**
- * Throws unless `path` is still the file the connection has open and still looks
- * like a SQLite database.
- *
- * In WAL mode SQLite keeps writing through its open descriptors when the file
- * is deleted or replaced behind its back: every commit "succeeds" into an
- * inode nobody will read again. Checking once per transaction (a stat and a
- * 16-byte read, a few microseconds) turns that silent loss into an error for
- * the callers whose rows would have gone there.
+ * Throws a DatabaseError unless `path` is still the opened file. With `pageCount`
+ * (the database's size in pages, read inside a transaction that holds the write
+ * lock), also throws when pages of the database are in neither the file nor the
+ * WAL: the file was truncated or overwritten.
  */
-export function verifyIdentity(path: string, identity: FileIdentity): void {
-  let current: FileIdentity;
+export function verifyFile(path: string, identity: FileIdentity, pageCount?: number): void {
+  let size: number;
   try {
-    current = statSync(path);
+    const current = statSync(path);
+    if (current.ino !== identity.ino || current.dev !== identity.dev) {
+      throw new DatabaseError(
+        'SQLITE_READONLY_DBMOVED',
+        `the database file ${JSON.stringify(path)} was replaced by another file since it was opened; reopen the repository`,
+      );
+    }
+    size = current.size;
   } catch (error) {
-    throw new DatabaseError(
-      'SQLITE_READONLY_DBMOVED',
-      `the database file ${JSON.stringify(path)} was deleted since it was opened; reopen the repository`,
-      {
-        cause: error,
-      },
-    );
+    if (error instanceof DatabaseError) throw error;
+    throw new DatabaseError('SQLITE_READONLY_DBMOVED', `the database file ${vanished(path, identity)}`, {
+      cause: error,
+    });
   }
-  if (current.ino !== identity.ino || current.dev !== identity.dev) {
-    throw new DatabaseError(
-      'SQLITE_READONLY_DBMOVED',
-      `the database file ${JSON.stringify(path)} was replaced by another file since it was opened; reopen the repository`,
-    );
-  }
-  const header = Buffer.alloc(sqliteMagic.length);
-  const fd = openSync(path, 'r');
-  let bytes: number;
-  try {
-    bytes = readSync(fd, header, 0, header.length, 0);
-  } finally {
-    closeSync(fd);
-  }
-  // A WAL database whose first pages were never checkpointed is still empty on disk: that is fine.
-  if (bytes > 0 && !header.subarray(0, bytes).equals(sqliteMagic.subarray(0, bytes))) {
+  if (size % identity.pageSize !== 0) {
     throw new DatabaseError(
       'SQLITE_NOTADB',
-      `the database file ${JSON.stringify(path)} was overwritten with something that is not a SQLite database`,
+      `the database file ${JSON.stringify(path)} was overwritten (its size, ${size} bytes, is not a whole number of ${identity.pageSize}-byte pages)`,
     );
   }
+  if (pageCount === undefined) return;
+  // Pages past the end of the file must be in the WAL, waiting to be checkpointed;
+  // a page in neither place was cut off by someone else. (Stale frames of an older
+  // WAL generation only make this estimate generous.)
+  const walFrames = Math.max(
+    0,
+    Math.floor((walSize(path) - walHeaderBytes) / (identity.pageSize + walFrameHeaderBytes)),
+  );
+  if (size / identity.pageSize + walFrames < pageCount) {
+    throw new DatabaseError(
+      'SQLITE_CORRUPT',
+      `the database file ${JSON.stringify(path)} was truncated by another program (${size} bytes on disk, ${pageCount} pages expected); restore it from a backup`,
+    );
+  }
+}
+
+function walSize(path: string): number {
+  try {
+    return statSync(`${path}-wal`).size;
+  } catch {
+    return 0;
+  }
+}
+
+/** "was deleted" or "was renamed to ...": the open descriptor's /proc link says which (Linux); elsewhere, both. */
+function vanished(path: string, identity: FileIdentity): string {
+  const quoted = JSON.stringify(path);
+  try {
+    for (const fd of readdirSync('/proc/self/fd')) {
+      const link = `/proc/self/fd/${fd}`;
+      let target: { dev: number; ino: number };
+      try {
+        target = statSync(link);
+      } catch {
+        continue;
+      }
+      if (target.dev !== identity.dev || target.ino !== identity.ino) continue;
+      const where = readlinkSync(link);
+      if (where.endsWith(' (deleted)')) return `${quoted} was deleted since it was opened; reopen the repository`;
+      return `${quoted} was renamed to ${JSON.stringify(where)} since it was opened; reopen the repository`;
+    }
+  } catch {
+    // No /proc: say both.
+  }
+  return `${quoted} was deleted or renamed since it was opened; reopen the repository`;
 }

@@ -11,7 +11,7 @@ import {
   RepoClosedError,
   ValidationError,
 } from './errors.ts';
-import { captureIdentity, type FileIdentity, verifyIdentity } from './file-identity.ts';
+import { captureIdentity, type FileIdentity, verifyFile } from './file-identity.ts';
 import { Backoff, sleep, tryBeginImmediate, yieldToEventLoop } from './lock.ts';
 import type { ResolvedOptions } from './options.ts';
 import type { ValidRow } from './validate.ts';
@@ -58,6 +58,7 @@ export class WriteQueue {
   private readonly waiters: Waiter[] = [];
   private readonly mutex = new Mutex();
   private readonly insert: BetterSqlite3.Statement;
+  private readonly pageCount: BetterSqlite3.Statement;
   private drainScheduled = false;
   private accepting = true;
   private connectionOpen = true;
@@ -69,7 +70,8 @@ export class WriteQueue {
     private readonly options: ResolvedOptions,
   ) {
     this.insert = sqlite.prepare(insertSql);
-    this.identity = captureIdentity(path);
+    this.pageCount = sqlite.prepare('PRAGMA page_count').pluck();
+    this.identity = captureIdentity(path, sqlite.pragma('page_size', { simple: true }) as number);
   }
 
   /** Rows accepted and not yet committed or failed. */
@@ -180,7 +182,7 @@ export class WriteQueue {
   /** Called once BEGIN IMMEDIATE has succeeded: commits the next batch, or fails it if the file is gone. Synchronous. */
   private commitNextBatch(): void {
     try {
-      verifyIdentity(this.path, this.identity);
+      verifyFile(this.path, this.identity, this.pageCount.get() as number);
     } catch (error) {
       this.sqlite.exec('ROLLBACK');
       this.settle(this.takeBatch(), toDatabaseError(error));

@@ -8,7 +8,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DatabaseError, LockTimeoutError, type MetricsRepo, OpenDatabaseError, openMetricsRepo } from '../src/index.ts';
 import type { InsertWorkerInput, InsertWorkerResult } from './fixtures/insert-worker.ts';
-import { settleAll, storedRows, useTempDatabase } from './helpers.ts';
+import { elsewhere, settleAll, storedRows, useTempDatabase } from './helpers.ts';
 
 const insertWorker = join(import.meta.dirname, 'fixtures', 'insert-worker.ts');
 
@@ -170,6 +170,7 @@ describe('faults', () => {
       try {
         const path = join(dir, 'metrics.db');
         const repo = await openMetricsRepo({ path });
+        // fd-safe: a filler file beside the database, never opened by SQLite
         writeFileSync(join(dir, 'filler'), Buffer.alloc(400_000));
         const { ackedIds, errors } = await fillUntilFull(repo);
         for (const error of errors) expect(error).toMatchObject({ code: 'DATABASE_ERROR', sqliteCode: 'SQLITE_FULL' });
@@ -194,6 +195,7 @@ describe('faults', () => {
       [
         'replaced by garbage',
         (path: string) => {
+          // fd-safe: a new file, not yet the database
           writeFileSync(`${path}.new`, 'not a database'.repeat(100));
           renameSync(`${path}.new`, path);
         },
@@ -201,7 +203,7 @@ describe('faults', () => {
       ],
       [
         'overwritten with garbage in place',
-        (path: string) => writeFileSync(path, 'garbage'.repeat(1000)),
+        (path: string) => elsewhere.overwrite(path, 'garbage'.repeat(1000)),
         'SQLITE_NOTADB',
       ],
     ] as const)(
@@ -257,6 +259,7 @@ describe('faults', () => {
       const repo = await openMetricsRepo({ path: join(base, '..', 'new', 'dirs', 'metrics.db') });
       await expect(repo.insert({ name: 'a', value: 1 })).resolves.toBeDefined();
       await repo.close();
+      // fd-safe: a plain file in the way of the directory, never a database
       writeFileSync(base, 'a file where a directory should be');
       const impossible = join(base, 'sub', 'metrics.db');
       const error = await openMetricsRepo({ path: impossible }).catch((e: unknown) => e);

@@ -1,4 +1,4 @@
-export { useTempDatabase } from '@repo/testkit';
+export { elsewhere, useTempDatabase } from '@repo/testkit';
 
 import BetterSqlite3 from 'better-sqlite3';
 

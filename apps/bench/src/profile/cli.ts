@@ -53,8 +53,9 @@ const child = spawnSync(
 );
 if (child.status !== 0) throw new Error(`profile: the profiled run failed (exit ${child.status})`);
 const profileFile = join(profileDirectory, readdirSync(profileDirectory)[0] ?? '');
+// fd-safe: a CPU profile and a bundle, not databases
 const profile = JSON.parse(readFileSync(profileFile, 'utf8')) as CpuProfile;
-const bundleLines = readFileSync(bundle, 'utf8').split('\n');
+const bundleLines = readFileSync(bundle, 'utf8').split('\n'); // fd-safe: the profiled bundle
 
 // Self time per node, from the samples and their time deltas (µs).
 const selfMicros = new Map<number, number>();

@@ -124,6 +124,7 @@ function seriesColors(series: readonly Series[]): string[] {
 function chartJsSource(): string {
   // The package's exports hide dist/; its main entry sits next to the UMD build.
   const main = createRequire(import.meta.url).resolve('chart.js');
+  // fd-safe: the chart library inlined into the report
   return readFileSync(join(dirname(main), 'chart.umd.min.js'), 'utf8');
 }
 
