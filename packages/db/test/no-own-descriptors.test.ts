@@ -42,14 +42,14 @@ const descriptorOpeners = new Set([
 const fsModules = /^(node:)?fs(\/promises)?$/;
 const annotation = /fd-safe:\s*\S/;
 
-export interface Violation {
+interface Violation {
   file: string;
   line: number;
   call: string;
 }
 
 /** The calls of descriptor-opening node:fs functions in `source` that carry no `fd-safe:` reason. */
-export function findUnannotatedOpens(file: string, source: string): Violation[] {
+function findUnannotatedOpens(file: string, source: string): Violation[] {
   const lines = source.split('\n');
   const callees: RegExp[] = [];
   for (const match of source.matchAll(/import\s+([\s\S]*?)\s+from\s+['"]([^'"]+)['"]/g)) {
