@@ -10,6 +10,8 @@ export type OpenDatabaseErrorCode =
   | 'READ_ONLY'
   /** The file holds migrations this code does not know: it was written by a newer version. */
   | 'SCHEMA_TOO_NEW'
+  /** The file's table lacks columns of the schema although its migrations say it is up to date (changed by hand). */
+  | 'SCHEMA_MISMATCH'
   /** The requested journal mode could not be set. */
   | 'JOURNAL_MODE'
   /** Another connection held the file's lock longer than the busy timeout. */

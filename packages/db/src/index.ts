@@ -1,5 +1,11 @@
 export { isBusyError, OpenDatabaseError, type OpenDatabaseErrorCode, sqliteCodeOf } from './errors.ts';
-export { applyMigrations, type MigrationResult } from './migrator.ts';
+export {
+  applyMigrations,
+  assertSchemaMatches,
+  type MigrationResult,
+  type MigrationState,
+  migrationState,
+} from './migrator.ts';
 export {
   type JournalMode,
   type MetricsDatabase,

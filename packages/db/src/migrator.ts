@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
+import { getTableColumns, getTableName } from 'drizzle-orm';
 import { type MigrationMeta, readMigrationFiles } from 'drizzle-orm/migrator';
 import { OpenDatabaseError } from './errors.ts';
+import { metrics } from './schema.ts';
 
 /**
  * Drizzle's bookkeeping table. We keep its name and layout so `drizzle-kit migrate`
@@ -13,6 +17,35 @@ export interface MigrationResult {
   applied: number;
 }
 
+/** What a file needs, decided without taking any lock or changing anything. */
+export type MigrationState = 'up-to-date' | 'pending';
+
+/**
+ * Reads whether the file needs migrations; throws SCHEMA_TOO_NEW when it holds
+ * migrations this code does not know. Read-only.
+ *
+ * Fast path: after applying migrations, this migrator stamps `user_version` with
+ * how many it knows and with SQLite's schema cookie (`schema_version`, which
+ * every schema change by anyone increments). When both still match, the file is
+ * exactly as this code left it, so an up-to-date file (every open of every
+ * short-lived process) costs two pragmas and no read of the migration files or
+ * of the bookkeeping table. Anything else (a file migrated by `drizzle-kit
+ * migrate`, by newer code, or altered by hand) takes the full check.
+ */
+export function migrationState(sqlite: BetterSqlite3.Database, path: string, migrationsFolder: string): MigrationState {
+  const known = journalOf(migrationsFolder);
+  const stamp = sqlite.pragma('user_version', { simple: true }) as number;
+  if (stamp === stampOf(known.count, sqlite.pragma('schema_version', { simple: true }) as number)) return 'up-to-date';
+  const last = lastAppliedMillis(sqlite);
+  assertNotNewer(last, known.latestMillis, path);
+  return last !== undefined && last >= known.latestMillis ? 'up-to-date' : 'pending';
+}
+
+/** `user_version` of a file this migrator brought up to date: migrations known × 2^20 + the schema cookie's low 20 bits. */
+function stampOf(migrationCount: number, schemaVersion: number): number {
+  return migrationCount * 0x100000 + (schemaVersion & 0xfffff);
+}
+
 /**
  * Applies the pending migrations of `migrationsFolder`, safely when many processes
  * do it at once on the same file.
@@ -23,21 +56,17 @@ export interface MigrationResult {
  * inside `BEGIN IMMEDIATE`, which holds the write lock: exactly one process
  * applies each migration, the others find it done.
  *
- * Waiting for the lock uses the connection's busy timeout.
+ * Waiting for the lock uses the connection's busy timeout (0: SQLITE_BUSY at once,
+ * for the caller to retry).
  */
 export function applyMigrations(
   sqlite: BetterSqlite3.Database,
   path: string,
   migrationsFolder: string,
 ): MigrationResult {
+  if (migrationState(sqlite, path, migrationsFolder) === 'up-to-date') return { applied: 0 };
   const migrations = migrationsIn(migrationsFolder);
   const latestKnown = migrations.at(-1)?.folderMillis ?? 0;
-
-  // Fast path without any write lock: most opens find the file up to date.
-  const before = lastAppliedMillis(sqlite);
-  assertNotNewer(before, latestKnown, path);
-  if (before !== undefined && before >= latestKnown) return { applied: 0 };
-
   sqlite.exec('BEGIN IMMEDIATE');
   try {
     sqlite.exec(
@@ -55,6 +84,9 @@ export function applyMigrations(
       record.run(migration.hash, migration.folderMillis);
       applied += 1;
     }
+    // The fast path of every later open (see migrationState). Setting user_version leaves the cookie alone.
+    const schemaVersion = sqlite.pragma('schema_version', { simple: true }) as number;
+    sqlite.pragma(`user_version = ${stampOf(migrations.length, schemaVersion)}`);
     sqlite.exec('COMMIT');
     return { applied };
   } catch (error) {
@@ -63,9 +95,52 @@ export function applyMigrations(
   }
 }
 
+/**
+ * Throws SCHEMA_MISMATCH unless the file's `metrics` table has every column of the
+ * schema: a table changed by hand behind a journal that says "up to date" would
+ * otherwise fail later, at the first insert, with SQLite's raw error. Read-only.
+ */
+export function assertSchemaMatches(sqlite: BetterSqlite3.Database, path: string): void {
+  const table = getTableName(metrics);
+  const present = new Set((sqlite.pragma(`table_info("${table}")`) as { name: string }[]).map((column) => column.name));
+  const missing = Object.values(getTableColumns(metrics))
+    .map((column) => column.name)
+    .filter((name) => !present.has(name));
+  if (missing.length > 0) {
+    throw new OpenDatabaseError(
+      'SCHEMA_MISMATCH',
+      path,
+      present.size === 0
+        ? `its migrations are recorded as applied but it has no "${table}" table; it was changed outside the migrations`
+        : `its "${table}" table has no column ${missing.map((name) => `"${name}"`).join(', ')} (it has ${[...present].map((name) => `"${name}"`).join(', ')}); it was changed outside the migrations`,
+    );
+  }
+}
+
+interface JournalSummary {
+  count: number;
+  latestMillis: number;
+}
+
+const journals = new Map<string, JournalSummary>();
+
+/** How many migrations the folder holds and when the newest was made, from drizzle-kit's journal alone. */
+function journalOf(folder: string): JournalSummary {
+  let summary = journals.get(folder);
+  if (summary === undefined) {
+    // fd-safe: drizzle-kit's migration journal, never a database
+    const journal = JSON.parse(readFileSync(join(folder, 'meta', '_journal.json'), 'utf8')) as {
+      entries: { when: number }[];
+    };
+    summary = { count: journal.entries.length, latestMillis: journal.entries.at(-1)?.when ?? 0 };
+    journals.set(folder, summary);
+  }
+  return summary;
+}
+
 const migrationsByFolder = new Map<string, MigrationMeta[]>();
 
-/** Reads and hashes a folder's migrations once per process: every open needs them, they never change at run time. */
+/** Reads and hashes a folder's migrations once per process, and only when one must be applied. */
 function migrationsIn(folder: string): MigrationMeta[] {
   let migrations = migrationsByFolder.get(folder);
   if (migrations === undefined) {

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useTempDir } from '@repo/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -82,9 +82,13 @@ describe('openDatabase with bad files', () => {
     const path = join(tempDir(), 'metrics.db');
     const opened = openDatabase(path);
     const future = Date.now() + 365 * 24 * 3600 * 1000;
+    // What `drizzle-kit migrate` from newer code does: a schema change and its bookkeeping row.
+    opened.sqlite.exec('BEGIN');
+    opened.sqlite.exec('ALTER TABLE metrics ADD COLUMN unit text');
     opened.sqlite
       .prepare('INSERT INTO __drizzle_migrations (hash, created_at) VALUES (?, ?)')
       .run('from-the-future', future);
+    opened.sqlite.exec('COMMIT');
     opened.sqlite.pragma('wal_checkpoint(TRUNCATE)');
     opened.close();
     // fd-safe: read before any connection opens it
@@ -95,5 +99,38 @@ describe('openDatabase with bad files', () => {
     expect(error.message).toContain('newer than this code');
     // fd-safe: no connection is open: openDatabase failed
     expect(readFileSync(path).equals(before)).toBe(true);
+  });
+
+  describe('a table changed by hand while the journal says it is up to date', () => {
+    function driftedFile(journalMode: 'wal' | 'delete'): string {
+      const path = join(tempDir(), 'metrics.db');
+      const opened = openDatabase(path, { journalMode });
+      opened.sqlite.exec('ALTER TABLE metrics RENAME COLUMN labels TO tags');
+      if (journalMode === 'wal') opened.sqlite.pragma('wal_checkpoint(TRUNCATE)');
+      opened.close();
+      return path;
+    }
+
+    it('is refused with SCHEMA_MISMATCH naming the missing column, the file untouched (not even switched to WAL)', () => {
+      const path = driftedFile('delete');
+      // fd-safe: read while no connection is open
+      const before = readFileSync(path);
+      const error = openError(path);
+      expect(error.code).toBe('SCHEMA_MISMATCH');
+      expect(error.message).toContain('"labels"');
+      expect(error.message).toContain(path);
+      // fd-safe: no connection is open: openDatabase failed
+      expect(readFileSync(path).equals(before)).toBe(true);
+      expect(sidecarsOf(path)).toEqual([]);
+    });
+
+    it('closes its connection every time: 300 refused opens leave no descriptor behind', () => {
+      const path = driftedFile('wal');
+      const descriptors = () => readdirSync('/proc/self/fd').length;
+      openError(path);
+      const before = descriptors();
+      for (let i = 0; i < 300; i++) openError(path);
+      expect(descriptors()).toBe(before);
+    });
   });
 });

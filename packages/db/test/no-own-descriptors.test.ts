@@ -62,13 +62,13 @@ function findUnannotatedOpens(file: string, source: string): Violation[] {
         .trim()
         .split(/\s+as\s+/);
       if (imported !== undefined && descriptorOpeners.has(imported)) {
-        callees.push(new RegExp(`(?<![.\\w$])${escape(local as string)}\\s*\\(`));
+        callees.push(new RegExp(`(?<![.\\w$])${escapeRegExp(local as string)}\\s*\\(`));
       }
     }
     const namespace = /(?:\*\s+as\s+)?([A-Za-z_$][\w$]*)\s*(?:,|$)/.exec(clause.replace(/\{[\s\S]*\}/, ''))?.[1];
     if (namespace !== undefined) {
       callees.push(
-        new RegExp(`\\b${escape(namespace)}(?:\\.promises)?\\.(${[...descriptorOpeners].join('|')})\\s*\\(`),
+        new RegExp(`\\b${escapeRegExp(namespace)}(?:\\.promises)?\\.(${[...descriptorOpeners].join('|')})\\s*\\(`),
       );
     }
   }
@@ -85,7 +85,7 @@ function findUnannotatedOpens(file: string, source: string): Violation[] {
   return violations;
 }
 
-function escape(text: string): string {
+function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
 

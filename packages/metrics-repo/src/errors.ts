@@ -1,6 +1,8 @@
 /** Stable codes of every error the repository rejects with. Safe to switch on. */
 export type MetricsRepoErrorCode =
+  | 'INVALID_OPTION'
   | 'INVALID_METRIC'
+  | 'INVALID_FILTER'
   | 'DUPLICATE_EVENT'
   | 'LOCK_TIMEOUT'
   | 'QUEUE_FULL'
@@ -12,6 +14,19 @@ export abstract class MetricsRepoError extends Error {
   abstract readonly code: MetricsRepoErrorCode;
 }
 
+/** `openMetricsRepo` was given an option it does not know, or a value it cannot use. Nothing was opened. */
+export class InvalidOptionError extends MetricsRepoError {
+  override readonly name = 'InvalidOptionError';
+  readonly code = 'INVALID_OPTION' as const;
+  constructor(
+    /** The option (`lockTimeoutMs`), or `options` for the object itself. */
+    readonly option: string,
+    readonly reason: string,
+  ) {
+    super(`openMetricsRepo: ${option === 'options' ? 'options' : `options.${option}`} ${reason}`);
+  }
+}
+
 /** The input was refused before it reached SQL. `field` names the offending field (`labels.host`, `rows[3].value`). */
 export class ValidationError extends MetricsRepoError {
   override readonly name = 'ValidationError';
@@ -21,6 +36,18 @@ export class ValidationError extends MetricsRepoError {
     readonly reason: string,
   ) {
     super(`invalid metric: ${field} ${reason}`);
+  }
+}
+
+/** A `count` filter was refused before it reached SQL. `field` names it (`filter.since`). */
+export class InvalidFilterError extends MetricsRepoError {
+  override readonly name = 'InvalidFilterError';
+  readonly code = 'INVALID_FILTER' as const;
+  constructor(
+    readonly field: string,
+    readonly reason: string,
+  ) {
+    super(`invalid count filter: ${field} ${reason}`);
   }
 }
 
@@ -36,11 +63,15 @@ export class DuplicateEventError extends MetricsRepoError {
   }
 }
 
-/** The file's write lock stayed held by another connection past `lockTimeoutMs`. Nothing of the call was stored. */
+/**
+ * The lock the write needed stayed held by another connection past `lockTimeoutMs`
+ * (counted from the call). Nothing of the call was stored.
+ */
 export class LockTimeoutError extends MetricsRepoError {
   override readonly name = 'LockTimeoutError';
   readonly code = 'LOCK_TIMEOUT' as const;
   constructor(
+    /** The database: the SQLite file's path, or the PostgreSQL URL without its password. */
     readonly path: string,
     readonly waitedMs: number,
   ) {
@@ -48,12 +79,24 @@ export class LockTimeoutError extends MetricsRepoError {
   }
 }
 
-/** `onQueueFull: 'reject'` and `maxQueuedRows` rows were already waiting. Nothing of the call was stored. */
+/**
+ * The write queue had no room for the call: at once with `onQueueFull: 'reject'`,
+ * or, with `'wait'`, when no room came before the call's deadline (`lockTimeoutMs`
+ * from the call). Nothing of the call was stored.
+ */
 export class QueueFullError extends MetricsRepoError {
   override readonly name = 'QueueFullError';
   readonly code = 'QUEUE_FULL' as const;
-  constructor(readonly maxQueuedRows: number) {
-    super(`the write queue is full (${maxQueuedRows} rows waiting); retry later`);
+  constructor(
+    readonly maxQueuedRows: number,
+    /** How long the call waited for room (0 with `onQueueFull: 'reject'`). */
+    readonly waitedMs = 0,
+  ) {
+    super(
+      waitedMs === 0
+        ? `the write queue is full (${maxQueuedRows} rows waiting); retry later`
+        : `the write queue stayed full (${maxQueuedRows} rows waiting) for ${Math.round(waitedMs)} ms; retry later`,
+    );
   }
 }
 
@@ -66,7 +109,11 @@ export class RepoClosedError extends MetricsRepoError {
   }
 }
 
-/** SQLite refused the write or read (disk full, I/O error, file replaced...). `sqliteCode` says which. */
+/**
+ * The database refused the write or read (disk full, I/O error, file replaced,
+ * connection lost...). `sqliteCode` says which: SQLite's extended result code, or
+ * for PostgreSQL the SQLSTATE or the driver's error code.
+ */
 export class DatabaseError extends MetricsRepoError {
   override readonly name = 'DatabaseError';
   readonly code = 'DATABASE_ERROR' as const;

@@ -1,7 +1,9 @@
-export { OpenDatabaseError } from '@repo/db';
+export { OpenDatabaseError, type OpenDatabaseErrorCode } from '@repo/db';
 export {
   DatabaseError,
   DuplicateEventError,
+  InvalidFilterError,
+  InvalidOptionError,
   LockTimeoutError,
   MetricsRepoError,
   type MetricsRepoErrorCode,
@@ -10,7 +12,7 @@ export {
   ValidationError,
 } from './errors.ts';
 export { limits } from './limits.ts';
-export type { MetricsRepoOptions } from './options.ts';
+export type { CommonRepoOptions, MetricsRepoOptions, SqliteRepoOptions } from './options.ts';
 export { defaultOptions } from './options.ts';
-export { MetricsRepo, openMetricsRepo } from './repo.ts';
+export { type Backend, MetricsRepo, openMetricsRepo } from './repo.ts';
 export type { CountFilter, Metric, MetricInput, MetricLabels } from './types.ts';

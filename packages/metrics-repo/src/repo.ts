@@ -1,67 +1,61 @@
-import { type MetricsDatabase, metrics, type OpenedDatabase, openDatabase } from '@repo/db';
-import { and, count, eq, gte, lt, type SQL } from 'drizzle-orm';
+import type { MetricsDatabase } from '@repo/db';
 import { DuplicateEventError, RepoClosedError, ValidationError } from './errors.ts';
-import { retryWhileBusy } from './lock.ts';
-import { type MetricsRepoOptions, type ResolvedOptions, resolveOptions } from './options.ts';
+import type { MetricsRepoOptions, ResolvedSqliteOptions } from './options.ts';
+import { resolveSqliteOptions } from './options.ts';
+import type { WriteQueue } from './queue.ts';
+import { openSqliteBackend } from './sqlite/driver.ts';
 import type { CountFilter, Metric, MetricInput } from './types.ts';
-import { type ValidRow, validateFilter, validateMetric } from './validate.ts';
-import { toDatabaseError, WriteQueue } from './write-queue.ts';
+import { type ValidFilter, type ValidRow, validateFilter, validateMetric } from './validate.ts';
+
+/**
+ * What a database backend gives the repository: its typed Drizzle database, a
+ * write queue whose batches it commits, counting, and closing. Validation,
+ * errors and the public API are the repository's, the same for every backend.
+ */
+export interface Backend<Db> {
+  readonly db: Db;
+  readonly queue: WriteQueue;
+  /** The SQLite file's absolute path, or the PostgreSQL URL without its password. */
+  readonly location: string;
+  count(filter: ValidFilter): Promise<number>;
+  /** Commits or fails everything queued, then releases the connection(s). Called once, after the queue stopped accepting. */
+  close(): Promise<void>;
+}
 
 /**
  * Opens the repository on a SQLite file (created and migrated if needed).
  *
  * Opening waits for other connections' locks the same way writes do (on timers,
- * up to `lockTimeoutMs`), so even a migration racing other processes does not
- * freeze the event loop. Rejects with `OpenDatabaseError` (from `@repo/db`) when
- * the file cannot be used, naming the file and the cause.
+ * up to `lockTimeoutMs`): the event loop stays free. Rejects with
+ * InvalidOptionError for options it cannot use, and with `OpenDatabaseError`
+ * (from `@repo/db`) when the file cannot be used, naming the file and the cause.
  */
 export async function openMetricsRepo(options: MetricsRepoOptions): Promise<MetricsRepo> {
-  const resolved = resolveOptions(options);
-  const deadline = Date.now() + resolved.lockTimeoutMs;
-  // A BUSY OpenDatabaseError is retried on timers until the deadline, then surfaces as is.
-  const opened = await retryWhileBusy(
-    () =>
-      openDatabase(resolved.path, { busyTimeoutMs: openBusyTimeoutMs(resolved), synchronous: resolved.synchronous }),
-    deadline,
-  );
-  // From here on SQLite never sleeps inside a call: writes wait for the lock on timers (see lock.ts).
-  opened.sqlite.pragma('busy_timeout = 0');
-  return new MetricsRepo(opened, resolved);
+  const resolved = resolveSqliteOptions(options);
+  const backend = await openSqliteBackend(resolved);
+  return new MetricsRepo(backend, { ...resolved, path: backend.location });
 }
 
 /**
- * The busy timeout used while opening, and only then. Opening an existing WAL file
- * that is up to date takes no lock at all. Only the one-time steps (switching a
- * rollback-journal file to WAL, applying a migration) need the exclusive or write
- * lock, and there SQLite's own wait is the one that works: while it sleeps it keeps
- * its claim on the lock (PENDING), so hundreds of processes opening a new file at
- * once queue up instead of starving each other, as retries from scratch would.
- * That wait blocks the thread, at most this long per attempt, once per file.
- */
-function openBusyTimeoutMs(options: ResolvedOptions): number {
-  return Math.min(options.lockTimeoutMs, 5000);
-}
-
-/**
- * Records metrics into one SQLite file, safely from any number of async tasks,
+ * Records metrics into one database, safely from any number of async tasks,
  * worker threads and processes at once. Create it with {@link openMetricsRepo}.
  */
-export class MetricsRepo {
+export class MetricsRepo<Db = MetricsDatabase, Options = ResolvedSqliteOptions> {
   /** The typed Drizzle database, for reads beyond `count`. Do not write through it while the repository is open. */
-  readonly db: MetricsDatabase;
-  /** The absolute path of the file. */
+  readonly db: Db;
+  /** The SQLite file's absolute path, or the PostgreSQL URL without its password. */
   readonly path: string;
   /** The options in force, defaults filled in. */
-  readonly options: Readonly<ResolvedOptions>;
-  private readonly writes: WriteQueue;
+  readonly options: Readonly<Options>;
+  private readonly backend: Backend<Db>;
   private closing: Promise<void> | undefined;
 
   /** @internal use openMetricsRepo */
-  constructor(opened: OpenedDatabase, options: ResolvedOptions) {
-    this.db = opened.db;
-    this.path = opened.path;
-    this.options = Object.freeze({ ...options, path: opened.path });
-    this.writes = new WriteQueue(opened.sqlite, opened.path, this.options);
+  constructor(backend: Backend<Db>, options: Options) {
+    this.backend = backend;
+    this.db = backend.db;
+    this.path = backend.location;
+    this.options = Object.freeze({ ...options });
   }
 
   /**
@@ -78,7 +72,7 @@ export class MetricsRepo {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.writes.submit(row) as Promise<Metric>;
+    return this.backend.queue.submit(row) as Promise<Metric>;
   }
 
   /**
@@ -103,45 +97,34 @@ export class MetricsRepo {
       return Promise.reject(error);
     }
     if (rows.length === 0) return Promise.resolve([]);
-    return this.writes.submit(rows) as Promise<Metric[]>;
+    return this.backend.queue.submit(rows) as Promise<Metric[]>;
   }
 
   /**
    * Counts stored metrics, optionally by name and `since <= recordedAt < until`.
    * Sees every insert whose promise resolved before the call, and what other
-   * connections committed.
+   * connections committed. A bad filter rejects with InvalidFilterError.
    */
   async count(filter?: CountFilter): Promise<number> {
     if (this.closing !== undefined) throw new RepoClosedError();
-    const { name, since, until } = validateFilter(filter);
-    const conditions: SQL[] = [];
-    if (name !== undefined) conditions.push(eq(metrics.name, name));
-    if (since !== undefined) conditions.push(gte(metrics.recordedAt, new Date(since)));
-    if (until !== undefined) conditions.push(lt(metrics.recordedAt, new Date(until)));
-    const query = this.db
-      .select({ n: count() })
-      .from(metrics)
-      .where(and(...conditions));
-    try {
-      const row = await retryWhileBusy(() => query.get(), Date.now() + this.options.lockTimeoutMs);
-      return row?.n ?? 0;
-    } catch (error) {
-      throw toDatabaseError(error);
-    }
+    return this.backend.count(validateFilter(filter));
   }
 
   /** Rows accepted and not yet committed or failed. */
   get pendingRows(): number {
-    return this.writes.pendingRows;
+    return this.backend.queue.pendingRows;
   }
 
   /**
    * Stops accepting calls, commits everything already accepted (or fails it with
-   * its own error), then closes the file. Later calls reject with RepoClosedError.
-   * Idempotent.
+   * its own error), then closes the database. Later calls reject with
+   * RepoClosedError. Idempotent.
    */
   close(): Promise<void> {
-    this.closing ??= this.writes.close();
+    if (this.closing === undefined) {
+      this.backend.queue.stopAccepting();
+      this.closing = this.backend.close();
+    }
     return this.closing;
   }
 }

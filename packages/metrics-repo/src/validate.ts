@@ -1,5 +1,5 @@
 import type { MetricLabels } from '@repo/db';
-import { ValidationError } from './errors.ts';
+import { InvalidFilterError, ValidationError } from './errors.ts';
 import { limits } from './limits.ts';
 import type { CountFilter, MetricInput } from './types.ts';
 
@@ -38,6 +38,8 @@ export function validateMetric(input: unknown, prefix = '', now?: number): Valid
   if (typeof value !== 'number')
     throw new ValidationError(`${prefix}value`, `must be a number, got ${describe(value)}`);
   if (!Number.isFinite(value)) throw new ValidationError(`${prefix}value`, `must be finite, got ${value}`);
+  // SQLite stores -0 as 0: return what is stored, not what was given.
+  const storedValue = value === 0 ? 0 : value;
   const recordedAt =
     metric.recordedAt === undefined ? (now ?? Date.now()) : checkTimestamp(metric.recordedAt, prefix, 'recordedAt');
   let labels: MetricLabels | null = null;
@@ -50,7 +52,7 @@ export function validateMetric(input: unknown, prefix = '', now?: number): Valid
     metric.eventId === undefined || metric.eventId === null
       ? null
       : checkText(metric.eventId, prefix, 'eventId', limits.maxEventIdLength);
-  return { name, value, recordedAt, labels, labelsJson, eventId };
+  return { name, value: storedValue, recordedAt, labels, labelsJson, eventId };
 }
 
 export interface ValidFilter {
@@ -59,21 +61,28 @@ export interface ValidFilter {
   until: number | undefined;
 }
 
-/** Validates a count filter: `since <= recordedAt < until`, every field optional. */
+/** Validates a count filter: `since <= recordedAt < until`, every field optional. Refusals are InvalidFilterError. */
 export function validateFilter(input: unknown): ValidFilter {
   if (input === undefined) return { name: undefined, since: undefined, until: undefined };
-  if (!isPlainObject(input)) throw new ValidationError('filter', `must be an object, got ${describe(input)}`);
-  for (const key in input) {
-    if (!countFields.has(key)) throw new ValidationError(`filter.${key}`, 'is not a field of a count filter');
+  try {
+    if (!isPlainObject(input)) throw new ValidationError('filter', `must be an object, got ${describe(input)}`);
+    for (const key in input) {
+      if (!countFields.has(key)) throw new ValidationError(`filter.${key}`, 'is not a field of a count filter');
+    }
+    const filter = input as CountFilter;
+    const name =
+      filter.name === undefined ? undefined : checkText(filter.name, 'filter.', 'name', limits.maxNameLength);
+    const since = filter.since === undefined ? undefined : checkTimestamp(filter.since, 'filter.', 'since');
+    const until = filter.until === undefined ? undefined : checkTimestamp(filter.until, 'filter.', 'until');
+    if (since !== undefined && until !== undefined && since > until) {
+      throw new ValidationError('filter.since', `must not be after filter.until (${since} > ${until})`);
+    }
+    return { name, since, until };
+  } catch (error) {
+    // The checks are shared with metrics; the error says a filter, not a metric, was refused.
+    if (error instanceof ValidationError) throw new InvalidFilterError(error.field, error.reason);
+    throw error;
   }
-  const filter = input as CountFilter;
-  const name = filter.name === undefined ? undefined : checkText(filter.name, 'filter.', 'name', limits.maxNameLength);
-  const since = filter.since === undefined ? undefined : checkTimestamp(filter.since, 'filter.', 'since');
-  const until = filter.until === undefined ? undefined : checkTimestamp(filter.until, 'filter.', 'until');
-  if (since !== undefined && until !== undefined && since > until) {
-    throw new ValidationError('filter.since', `must not be after filter.until (${since} > ${until})`);
-  }
-  return { name, since, until };
 }
 
 // Field names (`rows[3].labels.host`) are built only when a check fails: the hot path allocates none.
@@ -96,8 +105,8 @@ function checkText(value: unknown, prefix: string, name: string, maxLength: numb
 
 function checkTimestamp(value: unknown, prefix: string, name: string): number {
   let ms: number;
-  if (value instanceof Date) {
-    ms = value.getTime();
+  if (isDate(value)) {
+    ms = Date.prototype.getTime.call(value);
     if (Number.isNaN(ms)) throw new ValidationError(prefix + name, 'must be a valid Date, got an Invalid Date');
   } else if (typeof value === 'number') {
     if (!Number.isInteger(value)) {
@@ -140,7 +149,12 @@ function checkLabels(value: unknown, prefix: string): MetricLabels {
     if (loneSurrogate.test(labelValue)) {
       throw new ValidationError(labelField(prefix, key), 'must be well-formed UTF-16 (it has a lone surrogate)');
     }
-    labels[key] = labelValue;
+    if (key === '__proto__') {
+      // Assignment would call the prototype setter and drop the label; define it as the own key JSON.parse makes.
+      Object.defineProperty(labels, key, { value: labelValue, enumerable: true, writable: true, configurable: true });
+    } else {
+      labels[key] = labelValue;
+    }
   }
   return labels;
 }
@@ -153,16 +167,24 @@ function labelField(prefix: string, key: string): string {
   return `${prefix}labels.${key.length > 40 ? `${key.slice(0, 40)}…` : key}`;
 }
 
+/** An object literal, JSON.parse's output or `Object.create(null)`, from this realm or another (vm, worker). */
 function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const prototype = Object.getPrototypeOf(value);
-  return prototype === Object.prototype || prototype === null;
+  if (prototype === Object.prototype || prototype === null) return true;
+  // Another realm's Object.prototype: the root of its chain, with the plain-object tag.
+  return Object.getPrototypeOf(prototype) === null && Object.prototype.toString.call(value) === '[object Object]';
+}
+
+/** A Date from this realm or another (`instanceof` fails across realms). */
+function isDate(value: unknown): value is Date {
+  return Object.prototype.toString.call(value) === '[object Date]';
 }
 
 function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  if (value instanceof Date) return 'a Date';
+  if (isDate(value)) return 'a Date';
   if (typeof value === 'number') return `${value}`;
   if (typeof value === 'object') return `an instance of ${(value as object).constructor?.name ?? 'Object'}`;
   return typeof value;

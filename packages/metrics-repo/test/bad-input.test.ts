@@ -2,6 +2,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import {
   DuplicateEventError,
+  InvalidFilterError,
   limits,
   type MetricInput,
   type MetricsRepo,
@@ -154,21 +155,26 @@ const badCases: BadCase[] = [
     ]),
     error: DuplicateEventError,
   },
-  { what: 'count filter as string', call: count('name'), error: ValidationError, field: 'filter' },
+  { what: 'count filter as string', call: count('name'), error: InvalidFilterError, field: 'filter' },
   {
     what: 'count with since > until',
     call: count({ since: 2000, until: 1000 }),
-    error: ValidationError,
+    error: InvalidFilterError,
     field: 'filter.since',
   },
   {
     what: 'count with an Invalid Date',
     call: count({ until: new Date('x') }),
-    error: ValidationError,
+    error: InvalidFilterError,
     field: 'filter.until',
   },
-  { what: 'count with an empty name', call: count({ name: '' }), error: ValidationError, field: 'filter.name' },
-  { what: 'count with an unknown field', call: count({ label: 'x' }), error: ValidationError, field: 'filter.label' },
+  { what: 'count with an empty name', call: count({ name: '' }), error: InvalidFilterError, field: 'filter.name' },
+  {
+    what: 'count with an unknown field',
+    call: count({ label: 'x' }),
+    error: InvalidFilterError,
+    field: 'filter.label',
+  },
 ];
 
 describe('bad input', () => {
@@ -189,7 +195,8 @@ describe('bad input', () => {
     );
     expect(rejection).toBeInstanceOf(error);
     if (field !== undefined) {
-      expect(rejection).toMatchObject({ code: 'INVALID_METRIC', field });
+      const code = rejection instanceof InvalidFilterError ? 'INVALID_FILTER' : 'INVALID_METRIC';
+      expect(rejection).toMatchObject({ code, field });
       expect((rejection as Error).message).toContain(field);
     }
     await expect(Promise.all(neighbours)).resolves.toHaveLength(20);

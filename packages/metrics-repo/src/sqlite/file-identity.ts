@@ -1,5 +1,5 @@
 import { readdirSync, readlinkSync, statSync } from 'node:fs';
-import { DatabaseError } from './errors.ts';
+import { DatabaseError } from '../errors.ts';
 
 /**
  * Is the file at `path` still the database the connection opened, whole?

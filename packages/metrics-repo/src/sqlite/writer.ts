@@ -1,0 +1,236 @@
+import { isBusyError, type Metric, metrics, sqliteCodeOf } from '@repo/db';
+import { Mutex } from 'async-mutex';
+import type BetterSqlite3 from 'better-sqlite3';
+import { getTableName } from 'drizzle-orm';
+import { DatabaseError, DuplicateEventError, type MetricsRepoError } from '../errors.ts';
+import type { Job, JobOutcome, WriteQueue } from '../queue.ts';
+import type { ValidRow } from '../validate.ts';
+import { type FileIdentity, verifyFile } from './file-identity.ts';
+import { Backoff, sleep, tryBeginImmediate, yieldToEventLoop } from './lock.ts';
+
+// Column names come from the schema, so the statement cannot drift from the table.
+const insertColumns = [metrics.name, metrics.value, metrics.recordedAt, metrics.labels, metrics.eventId];
+const insertSql = `INSERT INTO "${getTableName(metrics)}" (${insertColumns.map((column) => `"${column.name}"`).join(', ')}) VALUES (${insertColumns.map(() => '?').join(', ')})`;
+
+/**
+ * Group commit on one SQLite connection. One drain loop at a time (guarded by an
+ * async mutex) takes the file's write lock with `BEGIN IMMEDIATE`, writes as many
+ * queued rows as one batch holds with a prepared statement, commits, and only
+ * then settles the callers' promises. Rows that arrive while a transaction runs
+ * or while the loop waits for the lock join the next batch.
+ *
+ * The transaction itself is synchronous and short: nothing awaits while it is
+ * open, so no other code can interleave with it.
+ */
+export class SqliteWriter {
+  private readonly mutex = new Mutex();
+  private readonly insert: BetterSqlite3.Statement;
+  private readonly pageCount: BetterSqlite3.Statement;
+  private drainScheduled = false;
+  private connectionOpen = true;
+  private committingInline = false;
+
+  constructor(
+    private readonly sqlite: BetterSqlite3.Database,
+    private readonly path: string,
+    private readonly identity: FileIdentity,
+    private readonly queue: WriteQueue,
+    private readonly maxBatchRows: number,
+  ) {
+    this.insert = sqlite.prepare(insertSql);
+    this.pageCount = sqlite.prepare('PRAGMA page_count').pluck();
+    queue.listen({ jobsAdded: (queuedRows) => this.jobsAdded(queuedRows) });
+  }
+
+  /** Commits (or fails) everything queued, then closes the connection. The queue must have stopped accepting. */
+  async close(): Promise<void> {
+    await this.mutex.runExclusive(async () => {
+      await this.drainLoop();
+      if (this.connectionOpen) {
+        this.connectionOpen = false;
+        this.sqlite.close();
+      }
+    });
+  }
+
+  private jobsAdded(queuedRows: number): void {
+    if (queuedRows >= this.maxBatchRows && !this.mutex.isLocked() && !this.committingInline) {
+      this.commitFullBatchNow();
+    }
+    this.scheduleDrain();
+  }
+
+  /**
+   * A full batch is committed at once, inside the call that filled it, when the
+   * lock is free: a caller issuing thousands of inserts in one synchronous loop
+   * then keeps at most one batch of rows alive instead of all of them (with
+   * 100,000 calls in flight, keeping every row until the loop ends costs more in
+   * garbage collection than the inserts themselves). Never waits: if the lock is
+   * taken, the drain loop takes over. Only runs while the mutex is free, so it
+   * never interleaves with the drain loop, and it awaits nothing. Its callers'
+   * promises settle on the next turn of the event loop (see WriteQueue.settle).
+   */
+  private commitFullBatchNow(): void {
+    if (!this.connectionOpen) return;
+    this.committingInline = true;
+    try {
+      let began: boolean;
+      try {
+        began = tryBeginImmediate(this.sqlite);
+      } catch {
+        return; // The drain loop meets the same error and reports it to the callers.
+      }
+      if (began) this.commitNextBatch(true);
+    } finally {
+      this.committingInline = false;
+    }
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    // setImmediate rather than a microtask: writes issued by other callbacks of this turn join the batch.
+    setImmediate(() => {
+      void this.mutex
+        .runExclusive(() => this.drainLoop())
+        .finally(() => {
+          this.drainScheduled = false;
+          if (this.queue.hasJobs && this.connectionOpen) this.scheduleDrain();
+        });
+    });
+  }
+
+  private async drainLoop(): Promise<void> {
+    const backoff = new Backoff();
+    while (this.queue.hasJobs && this.connectionOpen) {
+      let began: boolean;
+      try {
+        began = tryBeginImmediate(this.sqlite);
+      } catch (error) {
+        // Not a lock conflict (I/O error, file replaced...): the next batch's callers hear about it.
+        this.queue.fail(this.queue.takeBatch(), toDatabaseError(error));
+        continue;
+      }
+      if (!began) {
+        this.queue.expireOverdue(Date.now());
+        if (this.queue.hasJobs) await sleep(backoff.next());
+        continue;
+      }
+      backoff.reset();
+      this.commitNextBatch(false);
+      // Between transactions, timers and I/O of the host process run, and other connections get a chance at the lock.
+      if (this.queue.hasJobs) await yieldToEventLoop();
+    }
+  }
+
+  /** Called once BEGIN IMMEDIATE has succeeded: commits the next batch, or fails it if the file is damaged. Synchronous. */
+  private commitNextBatch(inline: boolean): void {
+    try {
+      verifyFile(this.path, this.identity, this.pageCount.get() as number);
+    } catch (error) {
+      this.sqlite.exec('ROLLBACK');
+      this.queue.fail(this.queue.takeBatch(), toDatabaseError(error), inline);
+      return;
+    }
+    this.commitBatch(this.queue.takeBatch(), inline);
+  }
+
+  /** Runs inside BEGIN IMMEDIATE; commits, or rolls back and reports. Synchronous from start to end. */
+  private commitBatch(batch: Job[], inline: boolean): void {
+    let outcomes: JobOutcome[];
+    try {
+      outcomes = this.writeBatch(batch);
+      this.sqlite.exec('COMMIT');
+    } catch (error) {
+      if (this.sqlite.inTransaction) this.sqlite.exec('ROLLBACK');
+      // Nothing was committed: a lost lock sends the batch back to the front of the queue, in order.
+      if (isBusyError(error)) this.queue.putBack(batch);
+      else this.queue.fail(batch, toDatabaseError(error), inline);
+      return;
+    }
+    this.queue.settle(batch, outcomes, inline);
+  }
+
+  /**
+   * Fast path: every row of the batch under one savepoint. Only when a row fails
+   * does the batch run again with one savepoint per job, so the failure reaches
+   * that job's caller alone and the others still commit.
+   */
+  private writeBatch(batch: Job[]): JobOutcome[] {
+    const fast = this.inSavepoint('batch', () => batch.map((job) => this.writeJob(job)));
+    if ('value' in fast) return fast.value;
+    return batch.map((job) => {
+      const attempt = this.inSavepoint('job', () => this.writeJob(job));
+      return 'value' in attempt ? attempt.value : rowError(attempt.failure);
+    });
+  }
+
+  /**
+   * Runs `work` under a savepoint. A failed row rolls back to it and is returned;
+   * an error that ended the transaction or means "locked" propagates to commitBatch.
+   */
+  private inSavepoint<T>(name: string, work: () => T): { value: T } | { failure: unknown } {
+    this.sqlite.exec(`SAVEPOINT ${name}`);
+    try {
+      const value = work();
+      this.sqlite.exec(`RELEASE ${name}`);
+      return { value };
+    } catch (failure) {
+      if (isBusyError(causeOf(failure)) || !this.sqlite.inTransaction) throw causeOf(failure);
+      this.sqlite.exec(`ROLLBACK TO ${name}`);
+      this.sqlite.exec(`RELEASE ${name}`);
+      return { failure };
+    }
+  }
+
+  private writeJob(job: Job): Metric | Metric[] {
+    if (!Array.isArray(job.rows)) return this.writeRow(job.rows);
+    const stored: Metric[] = new Array(job.size);
+    for (let i = 0; i < job.size; i++) stored[i] = this.writeRow(job.rows[i] as ValidRow);
+    return stored;
+  }
+
+  private writeRow(row: ValidRow): Metric {
+    let lastInsertRowid: number | bigint;
+    try {
+      ({ lastInsertRowid } = this.insert.run(row.name, row.value, row.recordedAt, row.labelsJson, row.eventId));
+    } catch (error) {
+      throw new RowFailure(error, row);
+    }
+    return {
+      id: Number(lastInsertRowid),
+      name: row.name,
+      value: row.value,
+      recordedAt: new Date(row.recordedAt),
+      labels: row.labels,
+      eventId: row.eventId,
+    };
+  }
+}
+
+/** A row's INSERT failed: carries the row, so the error can name its eventId. */
+class RowFailure {
+  constructor(
+    readonly error: unknown,
+    readonly row: ValidRow,
+  ) {}
+}
+
+function causeOf(failure: unknown): unknown {
+  return failure instanceof RowFailure ? failure.error : failure;
+}
+
+function rowError(failure: unknown): MetricsRepoError {
+  const { error, row } = failure instanceof RowFailure ? failure : { error: failure, row: undefined };
+  const eventId = row?.eventId;
+  if (sqliteCodeOf(error) === 'SQLITE_CONSTRAINT_UNIQUE' && eventId != null && /event_id/.test(String(error))) {
+    return new DuplicateEventError(eventId, { cause: error });
+  }
+  return toDatabaseError(error);
+}
+
+export function toDatabaseError(error: unknown): DatabaseError {
+  if (error instanceof DatabaseError) return error;
+  const message = error instanceof Error ? error.message : String(error);
+  return new DatabaseError(sqliteCodeOf(error) ?? 'UNKNOWN', message, { cause: error });
+}
