@@ -5,6 +5,7 @@ import { getTableName } from 'drizzle-orm';
 import { DatabaseError, DuplicateEventError, type MetricsRepoError } from '../errors.ts';
 import type { Job, JobOutcome, WriteQueue } from '../queue.ts';
 import type { ValidRow } from '../validate.ts';
+import { Checkpointer } from './checkpoint.ts';
 import { type FileIdentity, verifyFile } from './file-identity.ts';
 import { Backoff, sleep, tryBeginImmediate, yieldToEventLoop } from './lock.ts';
 
@@ -29,6 +30,8 @@ export class SqliteWriter {
   private drainScheduled = false;
   private connectionOpen = true;
   private committingInline = false;
+  /** Checkpoints off the event loop (see checkpoint.ts). */
+  readonly checkpointer: Checkpointer;
 
   constructor(
     private readonly sqlite: BetterSqlite3.Database,
@@ -39,6 +42,7 @@ export class SqliteWriter {
   ) {
     this.insert = sqlite.prepare(insertSql);
     this.pageCount = sqlite.prepare('PRAGMA page_count').pluck();
+    this.checkpointer = new Checkpointer(sqlite, path);
     queue.listen({ jobsAdded: (queuedRows) => this.jobsAdded(queuedRows) });
   }
 
@@ -48,6 +52,7 @@ export class SqliteWriter {
       await this.drainLoop();
       if (this.connectionOpen) {
         this.connectionOpen = false;
+        await this.checkpointer.close();
         this.sqlite.close();
       }
     });
@@ -149,6 +154,7 @@ export class SqliteWriter {
       return;
     }
     this.queue.settle(batch, outcomes, inline);
+    this.checkpointer.afterCommit();
   }
 
   /**
