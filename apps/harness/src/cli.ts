@@ -5,11 +5,13 @@ import { type HarnessOptions, parseHarnessArgs, UsageError } from './args.ts';
 import { findLimits, formatFinding } from './find-limit.ts';
 import { helpText } from './help.ts';
 import { createProgressReporter, type ProgressReporter } from './progress.ts';
+import { headlines } from './report/headline.ts';
 import { renderHtmlReport } from './report/html.ts';
 import { describeRun } from './report/run-info.ts';
+import { shareableResult } from './report/shareable.ts';
 import { formatTable } from './report/table.ts';
 import { removeTemporaryFiles, runScenario } from './run-scenario.ts';
-import { describeScenario, planScenarios } from './scenarios.ts';
+import { describeScenario, planScenarios, writerCount } from './scenarios.ts';
 import { problemsOf } from './summarize.ts';
 import type { RunSettings, ScenarioResult, ScenarioSpec } from './types.ts';
 
@@ -51,7 +53,7 @@ export async function main(argv: readonly string[]): Promise<number> {
   const planned = options.findLimit ? undefined : planScenarios(options);
   const runOne = (spec: ScenarioSpec) => {
     position += 1;
-    const label = `[${position}${planned ? `/${planned.length}` : ''}] ${describeScenario(spec)}`;
+    const label = `[${position}${planned ? `/${planned.length}` : ''}] ${describeScenario(spec, { planned: true })}`;
     return runWithProgress(spec, settings, progress, label);
   };
 
@@ -63,16 +65,17 @@ export async function main(argv: readonly string[]): Promise<number> {
     limitLines.push(...found.findings.map(formatFinding));
   } else {
     results = [];
-    for (const spec of planned) results.push(await runOne(spec));
+    for (const spec of planned) results.push(...(await runOne(spec)));
   }
 
   process.stdout.write(`${formatTable(results)}\n`);
   if (limitLines.length > 0) process.stdout.write(`\n${limitLines.join('\n')}\n`);
+  process.stdout.write(`\n${headlines(results).join('\n')}\n`);
   const kept = results.filter((r) => r.dbPath !== undefined && options.dbPath === undefined);
   if (kept.length > 0) process.stdout.write(`\nkept files:\n${kept.map((r) => `  ${r.dbPath}`).join('\n')}\n`);
   if (options.jsonPath !== undefined) {
     // fd-safe: the JSON and HTML reports the user asked for
-    writeFileSync(options.jsonPath, `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(options.jsonPath, `${JSON.stringify(results.map(shareableResult), null, 2)}\n`);
     process.stdout.write(`\nwrote ${options.jsonPath}\n`);
   }
   if (options.reportPath !== undefined) {
@@ -100,15 +103,19 @@ async function runWithProgress(
   settings: RunSettings,
   progress: ProgressReporter,
   label: string,
-): Promise<ScenarioResult> {
-  const scenario = progress(label, spec.writers);
-  const result = await runScenario(spec, settings, scenario);
-  scenario.end(result);
-  return result;
+): Promise<ScenarioResult[]> {
+  const scenario = progress(label, writerCount(spec));
+  const results = await runScenario(spec, settings, scenario);
+  scenario.end(results);
+  return results;
 }
 
-// Run when started as a program (`tsx src/cli.ts`), not when imported.
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+/**
+ * Runs the harness as a program: `process.argv`, signals, exit code. Called by
+ * `bin/harness.mjs` (what `pnpm harness` starts) and when this file is started
+ * directly (`tsx src/cli.ts`).
+ */
+export function runAsProgram(): void {
   // Ctrl-C reaches the writer processes too (same process group); what is left to remove is our temporary files.
   for (const [signal, code] of [
     ['SIGINT', 130],
@@ -133,4 +140,8 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathS
       process.exitCode = 1;
     },
   );
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  runAsProgram();
 }

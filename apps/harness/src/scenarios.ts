@@ -1,64 +1,99 @@
-import type { HarnessOptions } from './args.ts';
-import type { ScenarioSpec, Target } from './types.ts';
+import { defaults, type HarnessOptions } from './args.ts';
+import type { Journal, Mode, ScenarioSpec, Target } from './types.ts';
 
 type Case = Omit<ScenarioSpec, 'target'>;
 
-const processCase = (writers: number, journal: 'wal' | 'delete', prefill = 0): Case => ({
-  mode: 'process',
+const insertCase = (mode: Mode, journal: Journal, writers: number, rowsPerWriter = 1): Case => ({
+  scenario: 'insert',
+  mode,
   journal,
   writers,
-  rowsPerWriter: 1,
-  prefill,
+  rowsPerWriter,
+  prefill: 0,
   chaos: 'none',
+  readers: 0,
 });
 
 /**
- * The original experiment's cases, one row per writer process: 5, 50, 250 and
- * 500 writers on a new file; 10,000 sequential rows then 100 writers; 250 and
- * 500 in WAL and in rollback-journal mode. The WAL 250 and 500 cases are the
- * new-file ones (WAL is the default), so they run once.
+ * The default suite, sized to finish in about three minutes on two cores
+ * (starting a writer process costs about 0.1 s there, so the number of
+ * processes decides): the original experiment's WAL cases, one row per writer
+ * process (5, 50, 250, 500); rollback-journal mode with 100 processes of 5
+ * rows each, where raw connections start failing with `SQLITE_BUSY` once their
+ * wait passes the 5 s busy timeout (the original's 500 one-row processes fail
+ * the same way at five times the start-up cost); 50 worker threads; 500 async
+ * tasks; and the mixed scenario (20 repository writers and 20 raw writers of
+ * 20 rows each, and 4 readers, on one file).
  */
 export const defaultSuiteCases: readonly Case[] = [
-  processCase(5, 'wal'),
-  processCase(50, 'wal'),
-  processCase(250, 'wal'),
-  processCase(500, 'wal'),
-  processCase(100, 'wal', 10_000),
-  processCase(250, 'delete'),
-  processCase(500, 'delete'),
+  insertCase('process', 'wal', 5),
+  insertCase('process', 'wal', 50),
+  insertCase('process', 'wal', 250),
+  insertCase('process', 'wal', 500),
+  insertCase('process', 'delete', 100, 5),
+  insertCase('thread', 'wal', 50),
+  insertCase('async', 'wal', 500),
+  { ...insertCase('process', 'wal', 20, 20), scenario: 'mixed', readers: 4 },
 ];
 
-/** Every case for each target, the targets side by side. */
+/**
+ * Every case for each target, the targets side by side. A mixed case runs
+ * both kinds of writers at once: it is planned once (see ScenarioSpec.target).
+ */
 function forTargets(cases: readonly Case[], targets: readonly Target[]): ScenarioSpec[] {
-  return cases.flatMap((scenario) => targets.map((target) => ({ target, ...scenario })));
+  return cases.flatMap((scenario) =>
+    scenario.scenario === 'mixed'
+      ? [{ target: 'repo', ...scenario }]
+      : targets.map((target) => ({ target, ...scenario })),
+  );
 }
 
 /** The scenarios a command line asks for (not `--find-limit`, which decides its sizes as it goes). */
 export function planScenarios(options: HarnessOptions): ScenarioSpec[] {
   if (options.defaultSuite) return forTargets(defaultSuiteCases, ['raw', 'repo']);
   const cases: Case[] = [];
-  for (const journal of options.journals) {
-    for (const mode of options.modes) {
-      for (const writers of options.writers) {
-        cases.push({
-          mode,
-          journal,
-          writers,
-          rowsPerWriter: options.rowsPerWriter,
-          prefill: options.prefill,
-          chaos: options.chaos,
-        });
+  for (const scenario of options.scenarios) {
+    for (const journal of options.journals) {
+      for (const mode of options.modes) {
+        for (const writers of options.writers) {
+          cases.push({
+            scenario,
+            mode,
+            journal,
+            writers,
+            rowsPerWriter: options.rowsPerWriter,
+            prefill: options.prefill,
+            chaos: options.chaos,
+            readers: options.readers ?? (scenario === 'mixed' || options.chaos === 'kill' ? defaults.readers : 0),
+          });
+        }
       }
     }
   }
   return forTargets(cases, options.targets);
 }
 
-/** A short name for progress lines and chart series. */
-export function describeScenario(spec: ScenarioSpec): string {
-  const parts = [spec.target, spec.mode, spec.journal, `${spec.writers} writers`];
+/** How many writers a scenario starts: a mixed one starts `writers` of each kind. */
+export function writerCount(spec: ScenarioSpec): number {
+  return spec.scenario === 'mixed' ? spec.writers * 2 : spec.writers;
+}
+
+/**
+ * A short name for progress lines, problems and chart series. A planned mixed
+ * scenario runs both kinds of writers (`mixed repo+raw`); each of its results
+ * counts one kind (`mixed repo`, `mixed raw`). `withWriters: false` leaves out
+ * the number of writers (a chart series spans several).
+ */
+export function describeScenario(
+  spec: ScenarioSpec,
+  { planned = false, withWriters = true }: { planned?: boolean; withWriters?: boolean } = {},
+): string {
+  const mixed = spec.scenario === 'mixed';
+  const parts = [mixed ? `mixed ${planned ? 'repo+raw' : spec.target}` : spec.target, spec.mode, spec.journal];
+  if (withWriters) parts.push(mixed ? `${spec.writers} writers of each kind` : `${spec.writers} writers`);
   if (spec.rowsPerWriter !== 1) parts.push(`${spec.rowsPerWriter} rows each`);
   if (spec.prefill > 0) parts.push(`prefill ${spec.prefill}`);
   if (spec.chaos !== 'none') parts.push(`chaos ${spec.chaos}`);
+  if (spec.readers > 0) parts.push(`${spec.readers} readers`);
   return parts.join(' ');
 }
