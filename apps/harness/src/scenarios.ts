@@ -15,25 +15,25 @@ const insertCase = (mode: Mode, journal: Journal, writers: number, rowsPerWriter
 });
 
 /**
- * The default suite, sized to finish in about three minutes on two cores
- * (starting a writer process costs about 0.1 s there, so the number of
- * processes decides): the original experiment's WAL cases, one row per writer
- * process (5, 50, 250, 500); rollback-journal mode with 100 processes of 5
- * rows each, where raw connections start failing with `SQLITE_BUSY` once their
- * wait passes the 5 s busy timeout (the original's 500 one-row processes fail
- * the same way at five times the start-up cost); 50 worker threads; 500 async
- * tasks; and the mixed scenario (20 repository writers and 20 raw writers of
- * 20 rows each, and 4 readers, on one file).
+ * The default suite, sized to finish in about three minutes on two cores:
+ * starting a writer process costs about 0.1 s of wall time there, so the
+ * number of processes decides. The original experiment's WAL cases, one row
+ * per writer process (5, 50, 250, 500); rollback-journal mode with 50
+ * processes of 40 rows each, where raw connections fail with `SQLITE_BUSY` once
+ * a wait passes their 5 s busy timeout (500 one-row processes fail the same way
+ * at five times the start-up cost); 20 worker threads; 500 async tasks; and the
+ * mixed scenario (10 repository writers and 10 raw writers of 20 rows each, and
+ * 4 readers, on one file).
  */
 export const defaultSuiteCases: readonly Case[] = [
   insertCase('process', 'wal', 5),
   insertCase('process', 'wal', 50),
   insertCase('process', 'wal', 250),
   insertCase('process', 'wal', 500),
-  insertCase('process', 'delete', 100, 5),
-  insertCase('thread', 'wal', 50),
+  insertCase('process', 'delete', 50, 40),
+  insertCase('thread', 'wal', 20),
   insertCase('async', 'wal', 500),
-  { ...insertCase('process', 'wal', 20, 20), scenario: 'mixed', readers: 4 },
+  { ...insertCase('process', 'wal', 10, 20), scenario: 'mixed', readers: 4 },
 ];
 
 /**

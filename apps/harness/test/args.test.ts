@@ -186,13 +186,13 @@ describe('planScenarios', () => {
         'insert repo process wal 250x1',
         'insert raw process wal 500x1',
         'insert repo process wal 500x1',
-        'insert raw process delete 100x5',
-        'insert repo process delete 100x5',
-        'insert raw thread wal 50x1',
-        'insert repo thread wal 50x1',
+        'insert raw process delete 50x40',
+        'insert repo process delete 50x40',
+        'insert raw thread wal 20x1',
+        'insert repo thread wal 20x1',
         'insert raw async wal 500x1',
         'insert repo async wal 500x1',
-        'mixed repo process wal 20x20',
+        'mixed repo process wal 10x20',
       ],
     );
     expect(plan.every((s) => s.prefill === 0 && s.chaos === 'none')).toBe(true);

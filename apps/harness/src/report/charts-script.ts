@@ -35,8 +35,10 @@ export const chartsScript = `
     });
   }
   // Each series is shifted sideways by a few percent (the axis is logarithmic), so that series with
-  // the same values at the same number of writers (raw and repo both at 100%) do not hide each other.
-  const shift = (i) => Math.pow(10, (i - (series.length - 1) / 2) * 0.025);
+  // the same values at the same number of writers (raw and repo both at 100%) do not hide each other;
+  // at most about ±12% whatever the number of series.
+  const step = Math.min(0.025, 0.1 / series.length);
+  const shift = (i) => Math.pow(10, (i - (series.length - 1) / 2) * step);
   const isRaw = (s) => s.target === 'raw';
   function line(s, label, pick) {
     const i = series.indexOf(s);
