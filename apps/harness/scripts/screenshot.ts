@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const [report, out = report?.replace(/\.html?$/i, '') + '.png', size = '1200,900'] = process.argv.slice(2);
+const [report, out = `${report?.replace(/\.html?$/i, '')}.png`, size = '1200,900'] = process.argv.slice(2);
 if (report === undefined || !existsSync(report) || !/\.html?$/i.test(report)) {
   process.stderr.write('usage: tsx scripts/screenshot.ts REPORT.html [OUT.png] [WIDTH,HEIGHT]\n');
   process.exit(2);

@@ -8,7 +8,7 @@ import { startMemorySampler } from './memory.ts';
 import { prepareDatabaseFile } from './prepare-file.ts';
 import { summarizeScenario } from './summarize.ts';
 import type { WriterInput } from './targets/writer-input.ts';
-import type { RunSettings, ScenarioResult, ScenarioSpec, Target } from './types.ts';
+import type { ReadersSummary, RunSettings, ScenarioResult, ScenarioSpec, Target } from './types.ts';
 import { runAsyncWriters } from './writers/run-async.ts';
 import { runFleetWriters } from './writers/run-fleet.ts';
 import { startReaders } from './writers/run-readers.ts';
@@ -71,18 +71,24 @@ export async function runScenario(
       },
     };
     const memory = startMemorySampler();
-    const run =
-      spec.mode === 'async'
-        ? await runAsyncWriters({ count, input, timeoutMs: settings.scenarioTimeoutMs, hooks: writerHooks })
-        : await runFleetWriters({
-            kind: spec.mode,
-            count,
-            input,
-            timeoutMs: settings.scenarioTimeoutMs,
-            hooks: writerHooks,
-            ...(spec.chaos === 'kill' ? { killAfterRows: chooseVictims(count, spec.rowsPerWriter) } : {}),
-          });
-    const reads = await readers?.stop();
+    let run: WritersRun;
+    let reads: ReadersSummary | undefined;
+    try {
+      run =
+        spec.mode === 'async'
+          ? await runAsyncWriters({ count, input, timeoutMs: settings.scenarioTimeoutMs, hooks: writerHooks })
+          : await runFleetWriters({
+              kind: spec.mode,
+              count,
+              input,
+              timeoutMs: settings.scenarioTimeoutMs,
+              hooks: writerHooks,
+              ...(spec.chaos === 'kill' ? { killAfterRows: chooseVictims(count, spec.rowsPerWriter) } : {}),
+            });
+    } finally {
+      // Readers stop whatever happened to the writers.
+      reads = await readers?.stop();
+    }
     const harnessGrowthKb = memory.stop();
     return kinds.map((kind) => {
       const rowName = rowNameOf(kind);
