@@ -15,9 +15,10 @@ const insertCase = (mode: Mode, journal: Journal, writers: number, rowsPerWriter
 });
 
 /**
- * The default suite, sized to finish in about three minutes on two cores:
- * starting a writer process costs about 0.1 s of wall time there, so the
- * number of processes decides. The original experiment's WAL cases, one row
+ * The default suite. Starting a writer process costs about 0.21 s of CPU on a
+ * two-core machine, so the number of processes decides its duration: the 1,810
+ * it starts need about 3.5 minutes of both cores at least (5 to 5.5 measured on
+ * a shared machine). The original experiment's WAL cases, one row
  * per writer process (5, 50, 250, 500); rollback-journal mode with 50
  * processes of 40 rows each, where raw connections fail with `SQLITE_BUSY` once
  * a wait passes their 5 s busy timeout (500 one-row processes fail the same way
