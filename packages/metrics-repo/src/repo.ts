@@ -41,8 +41,6 @@ export async function openMetricsRepo(options: MetricsRepoOptions): Promise<Metr
  * worker threads and processes at once. Create it with {@link openMetricsRepo}.
  */
 export class MetricsRepo<Db = MetricsDatabase, Options = ResolvedSqliteOptions> {
-  /** The typed Drizzle database, for reads beyond `count`. Do not write through it while the repository is open. */
-  readonly db: Db;
   /** The SQLite file's absolute path, or the PostgreSQL URL without its password. */
   readonly path: string;
   /** The options in force, defaults filled in. */
@@ -53,9 +51,13 @@ export class MetricsRepo<Db = MetricsDatabase, Options = ResolvedSqliteOptions> 
   /** @internal use openMetricsRepo */
   constructor(backend: Backend<Db>, options: Options) {
     this.backend = backend;
-    this.db = backend.db;
     this.path = backend.location;
     this.options = Object.freeze({ ...options });
+  }
+
+  /** The typed Drizzle database, for reads beyond `count`. Do not write through it while the repository is open. */
+  get db(): Db {
+    return this.backend.db;
   }
 
   /**
