@@ -188,3 +188,11 @@ function describe(value: unknown): string {
   if (typeof value === 'object') return `an instance of ${(value as object).constructor?.name ?? 'Object'}`;
   return typeof value;
 }
+
+declare global {
+  // ES2024's String.prototype.isWellFormed, which Node 20 has. The workspace's lib stays ES2023,
+  // so that no other ES2024 API (absent from Node 20) type-checks by accident.
+  interface String {
+    isWellFormed(): boolean;
+  }
+}
