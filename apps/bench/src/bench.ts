@@ -6,6 +6,7 @@ import { describeMachine, describeRevision, type Machine } from './machine.ts';
 import { limit } from './scenarios/limit.ts';
 import { lockWaitRaw, lockWaitRepo } from './scenarios/lock-wait.ts';
 import { naive, naiveDefaults } from './scenarios/naive.ts';
+import { rawOneshot, repoOneshot } from './scenarios/oneshot.ts';
 import { repoAsync } from './scenarios/repo-async.ts';
 import { repoMany } from './scenarios/repo-many.ts';
 import { repoProcesses } from './scenarios/repo-processes.ts';
@@ -20,6 +21,8 @@ export const scenarios: readonly Scenario[] = [
   repoAsync,
   repoMany,
   repoProcesses,
+  rawOneshot,
+  repoOneshot,
   lockWaitRepo,
   lockWaitRaw,
 ];
@@ -41,6 +44,8 @@ export interface RunFigures {
   maxEventLoopDelayMs: number;
   p99EventLoopDelayMs: number;
   timeWeightedP99EventLoopDelayMs: number;
+  /** CPU per acknowledged row, where the scenario measures CPU (the one-shot ones). */
+  cpuMsPerRow?: number;
 }
 
 /** A scenario's figures: those of its median run, and every run for the record. */
@@ -179,6 +184,7 @@ function figuresOf(measurement: Measurement, stored: number): RunFigures {
     maxEventLoopDelayMs: round(measurement.maxEventLoopDelayMs, 2),
     p99EventLoopDelayMs: round(measurement.p99EventLoopDelayMs, 2),
     timeWeightedP99EventLoopDelayMs: round(measurement.timeWeightedP99EventLoopDelayMs, 2),
+    ...(measurement.cpuMs === undefined ? {} : { cpuMsPerRow: round(measurement.cpuMs / measurement.rows, 3) }),
   };
 }
 
@@ -186,7 +192,7 @@ function figuresOf(measurement: Measurement, stored: number): RunFigures {
  * The run in the middle by `key` (the lower middle for an even count). Kept
  * whole, rather than a median of each figure, so a row of the table is one real run.
  */
-function medianRun(runs: RunFigures[], key: keyof RunFigures): RunFigures {
+function medianRun(runs: RunFigures[], key: Scenario['medianBy']): RunFigures {
   const ordered = [...runs].sort((a, b) => a[key] - b[key]);
   const middle = ordered[Math.floor((ordered.length - 1) / 2)];
   if (middle === undefined) throw new Error('medianRun: no runs');
@@ -219,6 +225,15 @@ function computeRatios(results: ScenarioResult[]): Record<string, number> {
   if (raw && repo) {
     for (const figure of eventLoopRatios) {
       ratios[`lock-wait-raw/lock-wait-repo ${figure}`] = round(raw[figure] / repo[figure], 1);
+    }
+  }
+  // Lower is better: the repository's p99 and CPU per row over naive code's, short-lived processes.
+  const rawOnce = byName.get('raw-oneshot');
+  const repoOnce = byName.get('repo-oneshot');
+  if (rawOnce && repoOnce) {
+    ratios['repo-oneshot/raw-oneshot p99'] = round3(repoOnce.p99Ms / rawOnce.p99Ms);
+    if (repoOnce.cpuMsPerRow !== undefined && rawOnce.cpuMsPerRow !== undefined) {
+      ratios['repo-oneshot/raw-oneshot cpu per row'] = round3(repoOnce.cpuMsPerRow / rawOnce.cpuMsPerRow);
     }
   }
   return ratios;
@@ -260,7 +275,21 @@ function checkTargets(
   };
   atLeast('repo-async/limit', 0.5, 0.8);
   atLeast('repo-async/naive', 10);
-  atLeast('repo-processes/limit', 0.3);
+  atLeast('repo-processes/limit', 0.3, 0.5);
+  for (const [figure, stretch] of [
+    ['repo-oneshot/raw-oneshot p99', 0.5],
+    ['repo-oneshot/raw-oneshot cpu per row', undefined],
+  ] as const) {
+    const value = ratios[figure];
+    if (value === undefined) continue;
+    checks.push({
+      figure,
+      value,
+      target: '<= 1',
+      met: value <= 1,
+      ...(stretch === undefined ? {} : { stretch: { target: `<= ${stretch}`, met: value <= stretch } }),
+    });
+  }
   const lockWait = results.find((result) => result.name === 'lock-wait-repo');
   if (lockWait) {
     // The issue's p99, by either definition (per tick, and over time).

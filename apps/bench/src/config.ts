@@ -11,6 +11,8 @@ export interface BenchSizes {
   /** Processes of `repo-processes`, and concurrent inserts in each. */
   processes: number;
   rowsPerProcess: number;
+  /** Processes of `raw-oneshot` and `repo-oneshot`, each recording one row. */
+  oneshotWriters: number;
   /** How long the foreign connection holds the write lock in `lock-wait`, and the inserts issued meanwhile. */
   lockHoldMs: number;
   lockWaitRows: number;
@@ -25,6 +27,7 @@ export const fullSizes: BenchSizes = {
   manyBatchRows: 1_000,
   processes: 8,
   rowsPerProcess: 12_500,
+  oneshotWriters: 100,
   lockHoldMs: 2_000,
   lockWaitRows: 1_000,
   runs: 5,
@@ -37,6 +40,7 @@ export const quickSizes: BenchSizes = {
   manyBatchRows: 500,
   processes: 2,
   rowsPerProcess: 500,
+  oneshotWriters: 4,
   lockHoldMs: 300,
   lockWaitRows: 100,
   runs: 1,

@@ -29,6 +29,7 @@ const columns: Column[] = [
   },
   { header: 'p50 ms', cell: (r) => ms(r.p50Ms), alignRight: true },
   { header: 'p99 ms', cell: (r) => ms(r.p99Ms), alignRight: true },
+  { header: 'cpu ms/row', cell: (r) => (r.cpuMsPerRow === undefined ? '' : ms(r.cpuMsPerRow)), alignRight: true },
   { header: 'max loop delay ms', cell: (r) => ms(r.maxEventLoopDelayMs), alignRight: true },
   { header: 'p99 loop delay ms', cell: (r) => ms(r.p99EventLoopDelayMs), alignRight: true },
   {
@@ -54,7 +55,7 @@ export function formatReport(report: BenchReport): string {
   const lines = [
     formatResultsTable(report.results),
     '',
-    `Each row is the median of ${sizes.runs} run(s), each on a fresh file (by rows/s; lock-wait-repo by p99 loop delay, lock-wait-raw by max loop delay).`,
+    `Each row is the median of ${sizes.runs} run(s), each on a fresh file (by rows/s; the one-shot ones by p99 latency; lock-wait-repo by p99 loop delay, lock-wait-raw by max loop delay).`,
     ...report.results.map((result) => `- ${result.name}: ${result.description}`),
     '',
     'Ratios (from the figures above):',

@@ -28,6 +28,8 @@ const expectedRows: Record<string, number> = {
   'repo-async': quickSizes.rows,
   'repo-many': quickSizes.rows,
   'repo-processes': quickSizes.processes * quickSizes.rowsPerProcess,
+  'raw-oneshot': quickSizes.oneshotWriters,
+  'repo-oneshot': quickSizes.oneshotWriters,
   'lock-wait-repo': quickSizes.lockWaitRows,
   'lock-wait-raw': quickSizes.lockWaitRows,
 };
@@ -64,6 +66,7 @@ describe('pnpm bench --quick', () => {
         expect(result[field], `${result.name}.${field}`).toBeGreaterThanOrEqual(0);
       }
       expect(result.p99Ms).toBeGreaterThanOrEqual(result.p50Ms);
+      if (result.name.endsWith('-oneshot')) expect(result.cpuMsPerRow).toBeGreaterThan(0);
       expect(result.runs).toHaveLength(1);
     }
   });
@@ -89,6 +92,8 @@ describe('pnpm bench --quick', () => {
       'lock-wait-raw/lock-wait-repo maxEventLoopDelayMs',
       'lock-wait-raw/lock-wait-repo p99EventLoopDelayMs',
       'lock-wait-raw/lock-wait-repo timeWeightedP99EventLoopDelayMs',
+      'repo-oneshot/raw-oneshot p99',
+      'repo-oneshot/raw-oneshot cpu per row',
     ]) {
       expect(Number.isFinite(report.ratios[ratio]), ratio).toBe(true);
       expect(report.ratios[ratio], ratio).toBeGreaterThan(0);
@@ -99,6 +104,8 @@ describe('pnpm bench --quick', () => {
       'repo-async/limit',
       'repo-async/naive',
       'repo-processes/limit',
+      'repo-oneshot/raw-oneshot p99',
+      'repo-oneshot/raw-oneshot cpu per row',
       'lock-wait-repo p99EventLoopDelayMs',
       'lock-wait-repo timeWeightedP99EventLoopDelayMs',
     ]);

@@ -34,9 +34,11 @@ export async function runOneshot(
   target: OneshotInput['target'],
   mode: WorkerKind,
   writers: number,
+  /** The file to use (created here); by default one in a temporary directory, removed afterwards. */
+  file?: string,
 ): Promise<OneshotRun> {
-  const dir = mkdtempSync(join(tmpdir(), 'oneshot-'));
-  const path = join(dir, 'metrics.db');
+  const dir = file === undefined ? mkdtempSync(join(tmpdir(), 'oneshot-')) : undefined;
+  const path = file ?? join(dir as string, 'metrics.db');
   try {
     openDatabase(path).close();
     const fleet = await launch<OneshotInput, OneshotResult>({
@@ -81,6 +83,6 @@ export async function runOneshot(
       results,
     };
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -13,6 +13,8 @@ export interface Measurement extends EventLoopDelay {
   latenciesMs: Float64Array;
   /** The first refusal, to say why rows failed. */
   firstError?: string;
+  /** CPU (user + system) of every writer while it wrote, where the scenario measures it (the one-shot ones). */
+  cpuMs?: number;
 }
 
 export interface ScenarioContext {
@@ -27,9 +29,10 @@ export interface Scenario {
   describe(sizes: BenchSizes): string;
   /**
    * The figure that picks the median of several runs: throughput for most
-   * scenarios, the event-loop delay for lock-wait (whose throughput is set by the 2 s lock).
+   * scenarios, the event-loop delay for lock-wait (whose throughput is set by the 2 s lock),
+   * the latency's p99 for the one-shot ones (one row per process: their throughput is start-up).
    */
-  medianBy: 'rowsPerSec' | 'p99EventLoopDelayMs' | 'maxEventLoopDelayMs';
+  medianBy: 'rowsPerSec' | 'p99EventLoopDelayMs' | 'maxEventLoopDelayMs' | 'p99Ms';
   run(context: ScenarioContext): Promise<Measurement>;
 }
 
