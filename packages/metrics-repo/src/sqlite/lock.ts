@@ -22,7 +22,11 @@ import type BetterSqlite3 from 'better-sqlite3';
  * processes polling every 100 ms leave the lock holder most of the machine.
  * Each delay is jittered by up to ±20% so that waiting processes do not poll in step.
  */
-export const backoffPolicy = { delaysMs: [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50], maxDelayMs: 100, jitter: 0.2 } as const;
+export const backoffPolicy = {
+  delaysMs: [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50],
+  maxDelayMs: 100,
+  jitter: 0.2,
+} as const;
 
 export class Backoff {
   private attempt = 0;
