@@ -39,3 +39,14 @@ export async function holdTableLock(url: string, ms: number): Promise<{ released
   });
   return { released };
 }
+
+/** How many of `ids` are not in the table (acknowledged rows that were lost). */
+export function missingIds(url: string, ids: Iterable<number>): Promise<number> {
+  return withSession(url, async (client) => {
+    const { rows } = await client.query<{ n: string }>(
+      'SELECT count(*) AS n FROM unnest($1::bigint[]) AS acked(id) WHERE NOT EXISTS (SELECT 1 FROM metrics m WHERE m.id = acked.id)',
+      [[...ids]],
+    );
+    return Number(rows[0]?.n);
+  });
+}
