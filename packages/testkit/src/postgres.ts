@@ -143,6 +143,21 @@ async function startLocal({ noFsync = true, maxConnections = 200 }: StartPostgre
   const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
   const databases = new Databases(url);
   let running = true;
+  // A process that exits without stop() (Ctrl-C, process.exit) must not leave a server behind.
+  const stopAtExit = () => {
+    try {
+      if (running)
+        execFileSync(
+          join(bin, 'pg_ctl'),
+          ['-D', dataDir, '-m', 'immediate', 'stop'],
+          asRoot ? { uid: postgresUserIds()[0] } : {},
+        );
+    } catch {
+      // Already gone.
+    }
+    rmSync(dir, { recursive: true, force: true });
+  };
+  process.once('exit', stopAtExit);
   return {
     url,
     kind: 'local',
@@ -158,6 +173,7 @@ async function startLocal({ noFsync = true, maxConnections = 200 }: StartPostgre
       running = true;
     },
     async stop() {
+      process.off('exit', stopAtExit);
       try {
         if (running) await asServerUser('pg_ctl', ['-D', dataDir, '-w', '-m', 'immediate', 'stop']);
         running = false;

@@ -10,10 +10,9 @@ import { pgJobProblem, timestampLiteral } from './rows.ts';
 // from the schema, so the statement cannot drift from the table. ON CONFLICT: a duplicate eventId
 // is skipped instead of aborting the statement; it is the row missing from RETURNING.
 const insertColumns = [metrics.name, metrics.value, metrics.recordedAt, metrics.labels, metrics.eventId];
-const arrayTypes = ['text[]', 'float8[]', 'timestamptz[]', 'jsonb[]', 'text[]'];
-const insertSql = `INSERT INTO "${getTableName(metrics)}" (${insertColumns.map((column) => `"${column.name}"`).join(', ')}) SELECT * FROM unnest(${arrayTypes.map((type, i) => `$${i + 1}::${type}`).join(', ')}) ON CONFLICT ("${metrics.eventId.name}") DO NOTHING RETURNING "${metrics.id.name}" AS id, "${metrics.eventId.name}" AS event_id`;
-/** A named statement: the server parses and plans it once per connection. */
-const insertStatementName = 'metrics_repo_insert_batch';
+const arrayTypes = ['text[]', 'float8[]', 'timestamptz[]', 'jsonb[]', 'text[]'] as const;
+const insertHead = `INSERT INTO "${getTableName(metrics)}" (${insertColumns.map((column) => `"${column.name}"`).join(', ')}) SELECT * FROM unnest(`;
+const insertTail = `) ON CONFLICT ("${metrics.eventId.name}") DO NOTHING RETURNING "${metrics.id.name}" AS id, "${metrics.eventId.name}" AS event_id`;
 
 /** SQLSTATEs after which the whole batch is simply tried again: nothing was written. */
 const retryableCodes = new Set(['40P01', '40001']); // deadlock (two batches with the same eventIds), serialization
@@ -126,10 +125,18 @@ export class PgWriter {
   }
 
   /**
-   * Writes the jobs in one transaction and settles them after COMMIT. A duplicate
-   * eventId skipped inside an `insertMany` job would leave that job half-written:
-   * then the transaction is rolled back, that job fails, and the others are written
-   * again without it (rare: only when such a job meets a stored eventId).
+   * Writes the jobs in one transaction and settles them after COMMIT.
+   *
+   * The batch travels as one simple-protocol query, `BEGIN; SET LOCAL lock_timeout;
+   * INSERT ... RETURNING; COMMIT`, with the rows as array literals: one round trip
+   * per batch (bound parameters would need one per statement: three, which with
+   * one row per process cost more than the insert).
+   *
+   * A duplicate eventId skipped inside an `insertMany` job would leave that job
+   * half-written, so a batch holding an `insertMany` with eventIds commits only
+   * after looking at RETURNING: if such a job lost a row, the transaction is
+   * rolled back, that job fails, and the others are written again without it (rare:
+   * only when such a job meets a stored eventId).
    * `pending.jobs` always holds the jobs not settled yet, for the caller to fail if this throws.
    */
   private async writeJobs(client: PoolClient, pending: { jobs: Job[] }): Promise<void> {
@@ -138,8 +145,17 @@ export class PgWriter {
       const earliestCall = jobs.reduce((min, job) => Math.min(min, job.calledAt), Number.POSITIVE_INFINITY);
       // Never 0: for PostgreSQL that means "wait forever". Each attempt waits at least 1 ms.
       const lockTimeout = Math.max(1, Math.ceil(earliestCall + this.lockTimeoutMs - Date.now()));
-      await client.query(`BEGIN; SET LOCAL lock_timeout = ${lockTimeout}`);
-      const outcomes = await this.insertJobs(client, jobs);
+      const insert = buildInsert(jobs);
+      const mayHalfWrite = jobs.some((job) => Array.isArray(job.rows) && job.rows.some((row) => row.eventId !== null));
+      const begin = `BEGIN; SET LOCAL lock_timeout = ${lockTimeout}; `;
+      if (!mayHalfWrite) {
+        const results = await client.query(`${begin}${insert.sql}; COMMIT`);
+        const outcomes = insert.outcomes(insertResultOf(results));
+        pending.jobs = [];
+        this.queue.settle(jobs, outcomes);
+        return;
+      }
+      const outcomes = insert.outcomes(insertResultOf(await client.query(`${begin}${insert.sql}`)));
       const halfWritten = jobs.filter(
         (job, i) => Array.isArray(job.rows) && outcomes[i] instanceof DuplicateEventError,
       );
@@ -158,74 +174,103 @@ export class PgWriter {
       if (pending.jobs.length === 0) return;
     }
   }
-
-  /** One INSERT for every row of `jobs`; each job's outcome (its rows, or DuplicateEventError). */
-  private async insertJobs(client: PoolClient, jobs: Job[]): Promise<JobOutcome[]> {
-    const outcomes: JobOutcome[] = new Array(jobs.length);
-    // eventIds repeated across jobs of the batch: the first job keeps it, the later ones are duplicates.
-    const seen = new Set<string>();
-    const included: boolean[] = new Array(jobs.length);
-    const names: string[] = [];
-    const values: number[] = [];
-    const times: string[] = [];
-    const labels: (string | null)[] = [];
-    const eventIds: (string | null)[] = [];
-    for (let j = 0; j < jobs.length; j++) {
-      const job = jobs[j] as Job;
-      const rows = Array.isArray(job.rows) ? job.rows : [job.rows];
-      const repeated = rows.find((row) => row.eventId !== null && seen.has(row.eventId));
-      if (repeated !== undefined) {
-        outcomes[j] = new DuplicateEventError(repeated.eventId as string);
-        included[j] = false;
-        continue;
-      }
-      included[j] = true;
-      for (const row of rows) {
-        if (row.eventId !== null) seen.add(row.eventId);
-        names.push(row.name);
-        values.push(row.value);
-        times.push(timestampLiteral(row.recordedAt));
-        labels.push(row.labelsJson);
-        eventIds.push(row.eventId);
-      }
-    }
-    const result = await client.query<{ id: string; event_id: string | null }>({
-      name: insertStatementName,
-      text: insertSql,
-      values: [names, values, times, labels, eventIds],
-    });
-    // RETURNING lists the inserted rows in the order they were inserted; the skipped ones are missing.
-    const returned = result.rows;
-    const allInserted = returned.length === names.length;
-    const insertedEventIds = allInserted ? undefined : new Set(returned.map((row) => row.event_id));
-    let next = 0;
-    for (let j = 0; j < jobs.length; j++) {
-      if (!included[j]) continue;
-      const job = jobs[j] as Job;
-      if (!Array.isArray(job.rows)) {
-        const row = job.rows;
-        if (insertedEventIds !== undefined && row.eventId !== null && !insertedEventIds.has(row.eventId)) {
-          outcomes[j] = new DuplicateEventError(row.eventId);
-        } else {
-          outcomes[j] = stored(row, returned[next++]);
-        }
-        continue;
-      }
-      const duplicate =
-        insertedEventIds && job.rows.find((row) => row.eventId !== null && !insertedEventIds.has(row.eventId));
-      if (duplicate !== undefined) {
-        outcomes[j] = new DuplicateEventError(duplicate.eventId as string);
-        // Its other rows were inserted: skip their RETURNING entries (the transaction is rolled back).
-        next += job.rows.filter((row) => row.eventId === null || insertedEventIds?.has(row.eventId)).length;
-        continue;
-      }
-      outcomes[j] = job.rows.map((row) => stored(row, returned[next++]));
-    }
-    return outcomes;
-  }
 }
 
-function stored(row: ValidRow, returned: { id: string; event_id: string | null } | undefined): Metric {
+interface ReturnedRow {
+  id: string;
+  event_id: string | null;
+}
+
+/** The INSERT's result among those of a multi-statement query (BEGIN, SET, INSERT[, COMMIT]). */
+function insertResultOf(results: unknown): ReturnedRow[] {
+  const insert = (results as { command: string; rows: ReturnedRow[] }[]).find((result) => result.command === 'INSERT');
+  if (insert === undefined) throw new DatabaseError('NO_INSERT_RESULT', 'the batch query returned no INSERT result');
+  return insert.rows;
+}
+
+/**
+ * The INSERT for every row of `jobs`, and how to turn its RETURNING rows into
+ * each job's outcome (its rows, or DuplicateEventError). An eventId repeated
+ * across jobs of the batch stays with the first job; the later ones are
+ * duplicates and are not sent.
+ */
+function buildInsert(jobs: Job[]): { sql: string; outcomes(returned: ReturnedRow[]): JobOutcome[] } {
+  const repeats: (DuplicateEventError | undefined)[] = new Array(jobs.length);
+  const seen = new Set<string>();
+  const names: string[] = [];
+  const values: string[] = [];
+  const times: string[] = [];
+  const labels: string[] = [];
+  const eventIds: string[] = [];
+  let sent = 0;
+  for (let j = 0; j < jobs.length; j++) {
+    const job = jobs[j] as Job;
+    const rows = Array.isArray(job.rows) ? job.rows : [job.rows];
+    const repeated = rows.find((row) => row.eventId !== null && seen.has(row.eventId));
+    if (repeated !== undefined) {
+      repeats[j] = new DuplicateEventError(repeated.eventId as string);
+      continue;
+    }
+    for (const row of rows) {
+      if (row.eventId !== null) seen.add(row.eventId);
+      names.push(arrayElement(row.name));
+      values.push(String(row.value));
+      times.push(arrayElement(timestampLiteral(row.recordedAt)));
+      labels.push(row.labelsJson === null ? 'NULL' : arrayElement(row.labelsJson));
+      eventIds.push(row.eventId === null ? 'NULL' : arrayElement(row.eventId));
+      sent += 1;
+    }
+  }
+  const arrays = [names, values, times, labels, eventIds].map(
+    (elements, i) => `${sqlLiteral(`{${elements.join(',')}}`)}::${arrayTypes[i]}`,
+  );
+  return {
+    sql: `${insertHead}${arrays.join(', ')}${insertTail}`,
+    outcomes(returned) {
+      const outcomes: JobOutcome[] = new Array(jobs.length);
+      // RETURNING lists the inserted rows in the order they were inserted; the skipped ones are missing.
+      const insertedEventIds = returned.length === sent ? undefined : new Set(returned.map((row) => row.event_id));
+      const wasSkipped = (row: ValidRow) =>
+        insertedEventIds !== undefined && row.eventId !== null && !insertedEventIds.has(row.eventId);
+      let next = 0;
+      for (let j = 0; j < jobs.length; j++) {
+        const repeat = repeats[j];
+        if (repeat !== undefined) {
+          outcomes[j] = repeat;
+          continue;
+        }
+        const job = jobs[j] as Job;
+        const rows = Array.isArray(job.rows) ? job.rows : [job.rows];
+        const skipped = rows.find(wasSkipped);
+        if (skipped !== undefined) {
+          outcomes[j] = new DuplicateEventError(skipped.eventId as string);
+          // Rows of this job that were inserted still have their RETURNING entries (rolled back later).
+          next += rows.filter((row) => !wasSkipped(row)).length;
+          continue;
+        }
+        outcomes[j] = Array.isArray(job.rows)
+          ? job.rows.map((row) => stored(row, returned[next++]))
+          : stored(job.rows, returned[next++]);
+      }
+      return outcomes;
+    },
+  };
+}
+
+/** One element of a PostgreSQL array literal: always quoted, `"` and `\` escaped. */
+function arrayElement(text: string): string {
+  return `"${text.replace(/["\\]/g, '\\$&')}"`;
+}
+
+/**
+ * A string constant in E'' form: `'` and `\` doubled. Correct whatever the server's
+ * standard_conforming_strings; the input never holds NUL (refused by validation).
+ */
+function sqlLiteral(text: string): string {
+  return `E'${text.replace(/\\/g, '\\\\').replace(/'/g, "''")}'`;
+}
+
+function stored(row: ValidRow, returned: ReturnedRow | undefined): Metric {
   // Defensive: RETURNING and the rows must line up; a mismatch must never hand a caller another's id.
   if (returned === undefined || returned.event_id !== row.eventId) {
     throw new DatabaseError('RETURNING_MISMATCH', 'the rows returned by INSERT do not line up with the rows sent');

@@ -1,7 +1,7 @@
 import type { Metric as SqliteMetric } from '@repo/db';
 import { metrics, type Metric as PgMetric } from '@repo/db/pg';
 import { usePostgres, useTempDatabase } from '@repo/testkit';
-import { asc } from 'drizzle-orm';
+import { asc, eq } from 'drizzle-orm';
 import { describe, expect, expectTypeOf, it } from 'vitest';
 import { DuplicateEventError, InvalidOptionError, OpenDatabaseError, openMetricsRepo } from '../../src/index.ts';
 import { storedRows } from './helpers.ts';
@@ -78,15 +78,20 @@ describe('PostgreSQL: the same API', () => {
       { name: 'n', value: Number.MIN_VALUE, recordedAt: -62_135_596_800_001 }, // 1 ms before year 1: BC
       { name: 'n', value: -0, recordedAt: 253_402_300_800_000 }, // year 10000
       { name: 'quote \' " \\ ; DROP TABLE metrics; --', value: -1.5, labels: { emoji: '🙂', ctl: '\t\n' } },
+      // Array- and string-literal syntax as data: the string NULL is not a null, braces and commas stay text.
+      { name: '{a,b}', value: 1, labels: { k: 'NULL', q: '\\"}{,\'\\\\' }, eventId: 'NULL' },
     ];
     const rows = await repo.insertMany(edge);
-    expect(rows.map((r) => r.value)).toEqual([Number.MAX_VALUE, Number.MIN_VALUE, 0, -1.5]);
+    expect(rows.map((r) => r.value)).toEqual([Number.MAX_VALUE, Number.MIN_VALUE, 0, -1.5, 1]);
     // Each timestamp stored to the millisecond: counted exactly at its own bounds.
     for (const { recordedAt } of edge.slice(0, 3)) {
       expect(await repo.count({ since: recordedAt, until: (recordedAt as number) + 1 })).toBe(1);
       expect(await repo.count({ since: (recordedAt as number) + 1, until: (recordedAt as number) + 2 })).toBe(0);
     }
     expect(await storedRows(url, `name = $1 AND labels->>'emoji' = '🙂'`, [edge[3]?.name])).toBe(1);
+    const [tricky] = await repo.db.select().from(metrics).where(eq(metrics.eventId, 'NULL'));
+    expect(tricky).toEqual(rows[4]);
+    expect(tricky?.labels).toEqual(edge[4]?.labels);
 
     await expect(repo.insert({ name: 'nul', value: 1, labels: { k: 'a\u0000b' } })).rejects.toMatchObject({
       code: 'INVALID_METRIC',
