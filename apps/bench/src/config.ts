@@ -14,6 +14,10 @@ export interface BenchSizes {
   /** How long the foreign connection holds the write lock in `lock-wait`, and the inserts issued meanwhile. */
   lockHoldMs: number;
   lockWaitRows: number;
+  /** Rows of `pg-limit` and `pg-repo-async`. */
+  pgRows: number;
+  /** Rows of `pg-naive`: one round trip and one commit per row, so a bounded sample. */
+  pgNaiveRows: number;
   /** Every scenario runs this many times, interleaved; the table shows each scenario's median run. */
   runs: number;
 }
@@ -27,6 +31,8 @@ export const fullSizes: BenchSizes = {
   rowsPerProcess: 12_500,
   lockHoldMs: 2_000,
   lockWaitRows: 1_000,
+  pgRows: 100_000,
+  pgNaiveRows: 3_000,
   runs: 5,
 };
 
@@ -39,5 +45,7 @@ export const quickSizes: BenchSizes = {
   rowsPerProcess: 500,
   lockHoldMs: 300,
   lockWaitRows: 100,
+  pgRows: 2_000,
+  pgNaiveRows: 100,
   runs: 1,
 };
