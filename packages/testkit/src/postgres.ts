@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -143,21 +143,9 @@ async function startLocal({ noFsync = true, maxConnections = 200 }: StartPostgre
   const url = `postgres://postgres:${password}@127.0.0.1:${port}/postgres`;
   const databases = new Databases(url);
   let running = true;
-  // A process that exits without stop() (Ctrl-C, process.exit) must not leave a server behind.
-  const stopAtExit = () => {
-    try {
-      if (running)
-        execFileSync(
-          join(bin, 'pg_ctl'),
-          ['-D', dataDir, '-m', 'immediate', 'stop'],
-          asRoot ? { uid: postgresUserIds()[0] } : {},
-        );
-    } catch {
-      // Already gone.
-    }
-    rmSync(dir, { recursive: true, force: true });
-  };
-  process.once('exit', stopAtExit);
+  // The server must not outlive this process, however it ends (even SIGKILL): a detached
+  // watcher stops it and removes its directory once this process is gone.
+  watchOwner(dir, asRoot ? ['runuser', '-u', 'postgres', '--', join(bin, 'pg_ctl')] : [join(bin, 'pg_ctl')], dataDir);
   return {
     url,
     kind: 'local',
@@ -173,7 +161,6 @@ async function startLocal({ noFsync = true, maxConnections = 200 }: StartPostgre
       running = true;
     },
     async stop() {
-      process.off('exit', stopAtExit);
       try {
         if (running) await asServerUser('pg_ctl', ['-D', dataDir, '-w', '-m', 'immediate', 'stop']);
         running = false;
@@ -231,6 +218,23 @@ class Databases {
       await client.end();
     }
   }
+}
+
+/**
+ * Starts a small shell loop, detached from this process, that waits for this
+ * process to end (or for the server's directory to be removed by `stop()`), then
+ * stops the server at once and removes its directory.
+ */
+function watchOwner(dir: string, pgCtl: string[], dataDir: string): void {
+  const script =
+    'while kill -0 "$1" 2>/dev/null && [ -d "$2" ]; do sleep 1; done; ' +
+    'if [ -d "$2" ]; then shift 3; "$@" -D "$DATA" -m immediate stop >/dev/null 2>&1; rm -rf "$DIR"; fi';
+  const watcher = spawn('sh', ['-c', script, 'watch', String(process.pid), dir, 'unused', ...pgCtl], {
+    detached: true,
+    stdio: 'ignore',
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DATA: dataDir, DIR: dir },
+  });
+  watcher.unref();
 }
 
 function postgresUserIds(): [number, number] {
