@@ -1,5 +1,4 @@
-import { findPostgresBinaries, type PostgresServer, startPostgres } from '@repo/testkit/postgres';
-import pg from 'pg';
+import { findPostgresBinaries, type PostgresServer, startPostgres, withPgClient } from '@repo/testkit/postgres';
 import type { Scenario } from './scenarios/scenario.ts';
 
 /**
@@ -26,7 +25,7 @@ export async function prepareBenchPostgres(selected: readonly Scenario[]): Promi
     };
   }
   const server = await startPostgres({ noFsync: false });
-  const version = await withClient(server.url, async (client) => {
+  const version = await withPgClient(server.url, async (client) => {
     const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version') AS v");
     return rows[0]?.v ?? '?';
   });
@@ -36,20 +35,9 @@ export async function prepareBenchPostgres(selected: readonly Scenario[]): Promi
   };
 }
 
-/** Runs `work` on one new connection, then closes it. */
-export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
-
 /** Rows stored in a database, counted by a new session after every writer finished. */
 export function countStoredPgRows(url: string): Promise<number> {
-  return withClient(url, async (client) => {
+  return withPgClient(url, async (client) => {
     const { rows } = await client.query<{ n: string }>('SELECT count(*) AS n FROM metrics');
     return Number(rows[0]?.n);
   });

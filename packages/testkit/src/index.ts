@@ -4,6 +4,7 @@ export {
   type PostgresServer,
   type StartPostgresOptions,
   startPostgres,
+  withPgClient,
 } from './postgres.ts';
 export { useTempDatabase, useTempDir } from './temp.ts';
 export { usePostgres } from './use-postgres.ts';

@@ -186,6 +186,17 @@ function useExternal(serverUrl: string): PostgresServer {
   };
 }
 
+/** Runs `work` on one new connection (a session of its own), then closes it. */
+export async function withPgClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
+  }
+}
+
 /** Fresh databases on one server, dropped together. */
 class Databases {
   private readonly created: string[] = [];
@@ -193,7 +204,7 @@ class Databases {
 
   async create(): Promise<string> {
     const name = `test_${process.pid}_${randomBytes(4).toString('hex')}`;
-    await this.admin((client) => client.query(`CREATE DATABASE "${name}"`));
+    await withPgClient(this.serverUrl, (client) => client.query(`CREATE DATABASE "${name}"`));
     this.created.push(name);
     const url = new URL(this.serverUrl);
     url.pathname = `/${name}`;
@@ -203,20 +214,10 @@ class Databases {
   async dropAll(): Promise<void> {
     const names = this.created.splice(0);
     if (names.length === 0) return;
-    await this.admin(async (client) => {
+    await withPgClient(this.serverUrl, async (client) => {
       // FORCE: connections a test left open (a killed writer's) must not keep a database alive.
       for (const name of names) await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
     });
-  }
-
-  private async admin(work: (client: pg.Client) => Promise<unknown>): Promise<void> {
-    const client = new pg.Client({ connectionString: this.serverUrl });
-    await client.connect();
-    try {
-      await work(client);
-    } finally {
-      await client.end();
-    }
   }
 }
 

@@ -1,7 +1,8 @@
 import { openMetricsRepo } from '@repo/metrics-repo';
-import { issueBurst } from '../concurrent.ts';
+import { withPgClient } from '@repo/testkit/postgres';
+import { measureInsertBurst } from '../concurrent.ts';
 import { runMeasured } from '../measure.ts';
-import { countStoredPgRows, withClient } from '../postgres.ts';
+import { countStoredPgRows } from '../postgres.ts';
 import { metricRows } from '../workload.ts';
 import { describeError, type Measurement, type Scenario, type ScenarioContext } from './scenario.ts';
 
@@ -45,7 +46,7 @@ export const pgLimit: Scenario = {
     const url = await freshDatabase(context);
     const rows = metricRows(context.sizes.pgRows);
     const values = columnsOf(rows);
-    const measured = await withClient(url, (client) =>
+    const measured = await withPgClient(url, (client) =>
       runMeasured(async () => {
         const start = performance.now();
         await client.query(unnestInsert, values);
@@ -73,7 +74,7 @@ export const pgNaive: Scenario = {
   async run(context) {
     const url = await freshDatabase(context);
     const rows = metricRows(context.sizes.pgNaiveRows);
-    const measured = await withClient(url, (client) =>
+    const measured = await withPgClient(url, (client) =>
       runMeasured(async () => {
         const latenciesMs = new Float64Array(rows.length);
         let acknowledged = 0;
@@ -120,14 +121,7 @@ export const pgRepoAsync: Scenario = {
     const rows = metricRows(context.sizes.pgRows);
     const repo = await openMetricsRepo({ url });
     try {
-      const { value, ...eventLoop } = await runMeasured(() =>
-        issueBurst(
-          rows.length,
-          () => 1,
-          (i) => repo.insert(rows[i] as (typeof rows)[number]),
-        ),
-      );
-      return withStored(url, { ...value, ...eventLoop });
+      return withStored(url, await measureInsertBurst(repo, rows));
     } finally {
       await repo.close();
     }

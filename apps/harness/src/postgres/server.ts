@@ -1,5 +1,4 @@
-import { type PostgresServer, startPostgres } from '@repo/testkit/postgres';
-import pg from 'pg';
+import { type PostgresServer, startPostgres, withPgClient } from '@repo/testkit/postgres';
 
 /** The PostgreSQL server of one `--backend postgres` run, and a line saying which it is. */
 export interface HarnessPostgres {
@@ -17,15 +16,10 @@ export interface HarnessPostgres {
 export async function startHarnessPostgres(maxWriters: number): Promise<HarnessPostgres> {
   const external = Boolean(process.env.DATABASE_URL);
   const server = await startPostgres({ noFsync: false, maxConnections: Math.max(200, maxWriters + 50) });
-  const client = new pg.Client({ connectionString: server.url });
-  let version = '?';
-  try {
-    await client.connect();
+  const version = await withPgClient(server.url, async (client) => {
     const { rows } = await client.query<{ v: string }>("SELECT current_setting('server_version') AS v");
-    version = rows[0]?.v.split(' ')[0] ?? '?';
-  } finally {
-    await client.end();
-  }
+    return rows[0]?.v.split(' ')[0] ?? '?';
+  });
   return {
     server,
     description: `PostgreSQL ${version} (${external ? 'DATABASE_URL' : 'local server started for this run, fsync on'})`,

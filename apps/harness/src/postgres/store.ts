@@ -1,6 +1,5 @@
 import { openMetricsRepo } from '@repo/metrics-repo';
-import type { PostgresServer } from '@repo/testkit/postgres';
-import pg from 'pg';
+import { type PostgresServer, withPgClient } from '@repo/testkit/postgres';
 import type { FileInspection } from '../inspect-file.ts';
 import { prefillRowName } from '../prepare-file.ts';
 
@@ -13,7 +12,7 @@ export async function preparePgDatabase(server: PostgresServer, prefill: number)
   const url = await server.createDatabase();
   await (await openMetricsRepo({ url })).close();
   if (prefill > 0) {
-    await withClient(url, async (client) => {
+    await withPgClient(url, async (client) => {
       for (let from = 0; from < prefill; from += 1000) {
         const count = Math.min(prefill, from + 1000) - from;
         await client.query(
@@ -36,7 +35,7 @@ export async function inspectPgDatabase(
   rowName: string,
   ackedEventIds?: readonly string[],
 ): Promise<FileInspection> {
-  return withClient(url, async (client) => {
+  return withPgClient(url, async (client) => {
     const { rows } = await client.query<{ stored: string; distinct_events: string }>(
       'SELECT count(*) AS stored, count(DISTINCT event_id) AS distinct_events FROM metrics WHERE name = $1',
       [rowName],
@@ -58,14 +57,4 @@ export async function inspectPgDatabase(
       missingAcked,
     };
   });
-}
-
-async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
 }

@@ -3,7 +3,13 @@ import { metrics, type Metric as PgMetric } from '@repo/db/pg';
 import { usePostgres, useTempDatabase } from '@repo/testkit';
 import { asc, eq } from 'drizzle-orm';
 import { describe, expect, expectTypeOf, it } from 'vitest';
-import { DuplicateEventError, InvalidOptionError, OpenDatabaseError, openMetricsRepo } from '../../src/index.ts';
+import {
+  DuplicateEventError,
+  InvalidOptionError,
+  type MetricInput,
+  OpenDatabaseError,
+  openMetricsRepo,
+} from '../../src/index.ts';
 import { storedRows } from './helpers.ts';
 
 // One server for the file (DATABASE_URL's when set); each test writes into a fresh database of its own.
@@ -73,7 +79,7 @@ describe('PostgreSQL: the same API', () => {
   it('stores unusual values exactly: extreme numbers and dates, text, and refuses what PostgreSQL cannot hold, by field', async () => {
     const url = await server().createDatabase();
     const repo = await openMetricsRepo({ url });
-    const edge = [
+    const edge: MetricInput[] = [
       { name: 'n', value: Number.MAX_VALUE, recordedAt: 8.64e15 - 10 }, // year 275760
       { name: 'n', value: Number.MIN_VALUE, recordedAt: -62_135_596_800_001 }, // 1 ms before year 1: BC
       { name: 'n', value: -0, recordedAt: 253_402_300_800_000 }, // year 10000

@@ -1,15 +1,7 @@
+import { withPgClient as withSession } from '@repo/testkit';
 import pg from 'pg';
 
-/** Runs `work` on a separate, independent connection (another session), then closes it. */
-export async function withSession<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
+export { withSession };
 
 /** Rows stored, counted by another session. */
 export function storedRows(url: string, where = 'true', params: unknown[] = []): Promise<number> {
