@@ -1,4 +1,4 @@
-import pg from 'pg';
+import type pg from 'pg';
 import type { WriterTally } from './tally.ts';
 import { rowFor, type WriterInput } from './writer-input.ts';
 
@@ -12,7 +12,9 @@ export function isPostgresTarget(input: WriterInput): boolean {
 
 /** Opens one connection with `pg`, as naive code does. Never throws: a failed open fails that writer's rows. */
 export async function openPgRawConnection(input: WriterInput): Promise<PgRawConnection> {
-  const client = new pg.Client({ connectionString: input.path });
+  // Loaded here, not at the top: writers of a SQLite run never load `pg`.
+  const { default: driver } = await import('pg');
+  const client = new driver.Client({ connectionString: input.path });
   // A connection dying while idle emits 'error': without a listener the writer would crash instead of counting it.
   client.on('error', () => {});
   try {

@@ -1,5 +1,5 @@
 import type { Metric as SqliteMetric } from '@repo/db';
-import { metrics, type Metric as PgMetric } from '@repo/db/pg';
+import { metrics, type Metric as PgMetric, type PgMetricsDatabase } from '@repo/db/pg';
 import { usePostgres, useTempDatabase } from '@repo/testkit';
 import { asc, eq } from 'drizzle-orm';
 import { describe, expect, expectTypeOf, it } from 'vitest';
@@ -7,8 +7,10 @@ import {
   DuplicateEventError,
   InvalidOptionError,
   type MetricInput,
+  type MetricsRepo,
   OpenDatabaseError,
   openMetricsRepo,
+  type ResolvedPgOptions,
 } from '../../src/index.ts';
 import { storedRows } from './helpers.ts';
 
@@ -16,8 +18,15 @@ import { storedRows } from './helpers.ts';
 const server = usePostgres();
 
 describe('PostgreSQL: the same API', () => {
-  it('the schema gives the same Metric type as SQLite', () => {
+  it('the schema gives the same Metric type as SQLite; openMetricsRepo is typed by the options given', () => {
     expectTypeOf<PgMetric>().toEqualTypeOf<SqliteMetric>();
+    const openPg = () => openMetricsRepo({ url: 'postgres://u@h/db' });
+    const openSqlite = () => openMetricsRepo({ path: 'm.db' });
+    expectTypeOf<Awaited<ReturnType<typeof openPg>>>().toEqualTypeOf<
+      MetricsRepo<PgMetricsDatabase, ResolvedPgOptions>
+    >();
+    expectTypeOf<Awaited<ReturnType<typeof openSqlite>>>().toEqualTypeOf<MetricsRepo>();
+    expectTypeOf<Awaited<ReturnType<typeof openPg>>['options']['poolSize']>().toEqualTypeOf<number>();
   });
 
   it('insert resolves after commit with the stored row; insertMany keeps order; count filters', async () => {
