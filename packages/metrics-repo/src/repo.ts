@@ -1,7 +1,7 @@
 import type { MetricsDatabase } from '@repo/db';
 import type { PgMetricsDatabase } from '@repo/db/pg';
 import { DuplicateEventError, RepoClosedError, ValidationError } from './errors.ts';
-import type { ResolvedSqliteOptions, SqliteRepoOptions } from './options.ts';
+import type { MetricsRepoOptions, ResolvedSqliteOptions, SqliteRepoOptions } from './options.ts';
 import { resolveSqliteOptions } from './options.ts';
 import { isPgOptions, type PgRepoOptions, type ResolvedPgOptions, resolvePgOptions } from './pg/options.ts';
 import type { WriteQueue } from './queue.ts';
@@ -35,8 +35,12 @@ export interface Backend<Db> {
  */
 export function openMetricsRepo(options: SqliteRepoOptions): Promise<MetricsRepo>;
 export function openMetricsRepo(options: PgRepoOptions): Promise<MetricsRepo<PgMetricsDatabase, ResolvedPgOptions>>;
+/** Options decided at run time (either backend): the repository of whichever they name. */
+export function openMetricsRepo(
+  options: MetricsRepoOptions,
+): Promise<MetricsRepo | MetricsRepo<PgMetricsDatabase, ResolvedPgOptions>>;
 export async function openMetricsRepo(
-  options: SqliteRepoOptions | PgRepoOptions,
+  options: MetricsRepoOptions,
 ): Promise<MetricsRepo | MetricsRepo<PgMetricsDatabase, ResolvedPgOptions>> {
   if (isPgOptions(options)) {
     const resolved = resolvePgOptions(options);

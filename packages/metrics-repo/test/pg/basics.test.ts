@@ -8,6 +8,7 @@ import {
   InvalidOptionError,
   type MetricInput,
   type MetricsRepo,
+  type MetricsRepoOptions,
   OpenDatabaseError,
   openMetricsRepo,
   type ResolvedPgOptions,
@@ -27,6 +28,8 @@ describe('PostgreSQL: the same API', () => {
     >();
     expectTypeOf<Awaited<ReturnType<typeof openSqlite>>>().toEqualTypeOf<MetricsRepo>();
     expectTypeOf<Awaited<ReturnType<typeof openPg>>['options']['poolSize']>().toEqualTypeOf<number>();
+    const fromConfig = (options: MetricsRepoOptions) => openMetricsRepo(options);
+    expectTypeOf<Awaited<ReturnType<typeof fromConfig>>['pendingRows']>().toEqualTypeOf<number>();
   });
 
   it('insert resolves after commit with the stored row; insertMany keeps order; count filters', async () => {
