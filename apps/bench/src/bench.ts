@@ -3,10 +3,12 @@ import { percentile } from '@repo/harness/stats';
 import type { BenchSizes } from './config.ts';
 import { countStoredRows, makeRunDirectory } from './files.ts';
 import { describeMachine, describeRevision, type Machine } from './machine.ts';
+import { prepareBenchPostgres } from './postgres.ts';
 import { limit } from './scenarios/limit.ts';
 import { lockWaitRaw, lockWaitRepo } from './scenarios/lock-wait.ts';
 import { naive, naiveDefaults } from './scenarios/naive.ts';
 import { rawOneshot, repoOneshot } from './scenarios/oneshot.ts';
+import { pgLimit, pgNaive, pgRepoAsync } from './scenarios/postgres.ts';
 import { repoAsync } from './scenarios/repo-async.ts';
 import { repoMany } from './scenarios/repo-many.ts';
 import { repoProcesses } from './scenarios/repo-processes.ts';
@@ -25,6 +27,9 @@ export const scenarios: readonly Scenario[] = [
   repoOneshot,
   lockWaitRepo,
   lockWaitRaw,
+  pgLimit,
+  pgNaive,
+  pgRepoAsync,
 ];
 
 /** The figures of one run of one scenario. Times in ms. */
@@ -80,6 +85,8 @@ export interface BenchReport {
   /** The throughput ratios of each round alone (run i of one scenario over run i of the other): their spread. */
   ratiosPerRound: Record<string, number[]>;
   targets: TargetCheck[];
+  /** Lines about the run's setting: the PostgreSQL server used, or why its scenarios were skipped. */
+  notes: string[];
   /** Every run of every scenario stored exactly the rows it acknowledged, and no write was refused. */
   correct: boolean;
   problems: string[];
@@ -103,7 +110,13 @@ export interface BenchOptions {
  */
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const { sizes, onProgress = () => {} } = options;
-  const selected = options.only === undefined ? scenarios : scenarios.filter((s) => options.only?.includes(s.name));
+  let selected = options.only === undefined ? scenarios : scenarios.filter((s) => options.only?.includes(s.name));
+  const postgres = await prepareBenchPostgres(selected);
+  const notes = postgres === undefined ? [] : [postgres.note];
+  if (postgres !== undefined && postgres.server === undefined) {
+    onProgress(postgres.note);
+    selected = selected.filter((scenario) => !scenario.needsPostgres);
+  }
   const machine = describeMachine();
   const revision = describeRevision();
   const date = new Date().toISOString();
@@ -115,8 +128,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     for (let round = 1; round <= sizes.runs; round++) {
       for (const scenario of selected) {
         const file = join(runDirectory.directory, `${scenario.name}-${round}.db`);
-        const measurement = await scenario.run({ sizes, file });
-        const figures = figuresOf(measurement, countStoredRows(file));
+        const measurement = await scenario.run({ sizes, file, ...(postgres?.server && { postgres: postgres.server }) });
+        const figures = figuresOf(measurement, measurement.stored ?? countStoredRows(file));
         runsOf.get(scenario)?.push(figures);
         if (measurement.firstError !== undefined && !firstErrors.has(scenario)) {
           firstErrors.set(scenario, measurement.firstError);
@@ -129,6 +142,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     }
   } finally {
     runDirectory.remove();
+    await postgres?.server?.stop();
   }
 
   const results = selected.map((scenario): ScenarioResult => {
@@ -164,6 +178,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     ratios,
     ratiosPerRound,
     targets: checkTargets(results, ratios, ratiosPerRound),
+    notes,
     correct: problems.length === 0,
     problems,
     totalMs: Math.round(performance.now() - started),
@@ -207,6 +222,9 @@ const throughputRatios: readonly [string, string][] = [
   ['repo-many', 'limit'],
   ['repo-processes', 'limit'],
   ['naive', 'limit'],
+  ['pg-repo-async', 'pg-limit'],
+  ['pg-repo-async', 'pg-naive'],
+  ['pg-naive', 'pg-limit'],
 ];
 
 /** How many times longer the raw driver froze the event loop than the repository, during the same foreign lock. */
@@ -290,6 +308,9 @@ function checkTargets(
       ...(stretch === undefined ? {} : { stretch: { target: `<= ${stretch}`, met: value <= stretch } }),
     });
   }
+  // Issue 12: the repository on PostgreSQL.
+  atLeast('pg-repo-async/pg-naive', 10);
+  atLeast('pg-repo-async/pg-limit', 0.3);
   const lockWait = results.find((result) => result.name === 'lock-wait-repo');
   if (lockWait) {
     // The issue's p99, by either definition (per tick, and over time).

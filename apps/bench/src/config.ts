@@ -16,6 +16,10 @@ export interface BenchSizes {
   /** How long the foreign connection holds the write lock in `lock-wait`, and the inserts issued meanwhile. */
   lockHoldMs: number;
   lockWaitRows: number;
+  /** Rows of `pg-limit` and `pg-repo-async`. */
+  pgRows: number;
+  /** Rows of `pg-naive`: one round trip and one commit per row, so a bounded sample. */
+  pgNaiveRows: number;
   /** Every scenario runs this many times, interleaved; the table shows each scenario's median run. */
   runs: number;
 }
@@ -30,6 +34,8 @@ export const fullSizes: BenchSizes = {
   oneshotWriters: 100,
   lockHoldMs: 2_000,
   lockWaitRows: 1_000,
+  pgRows: 100_000,
+  pgNaiveRows: 3_000,
   runs: 5,
 };
 
@@ -43,5 +49,7 @@ export const quickSizes: BenchSizes = {
   oneshotWriters: 4,
   lockHoldMs: 300,
   lockWaitRows: 100,
+  pgRows: 2_000,
+  pgNaiveRows: 100,
   runs: 1,
 };

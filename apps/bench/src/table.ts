@@ -64,7 +64,7 @@ export function formatReport(report: BenchReport): string {
       return `- ${name}: ${value}${rounds && rounds.length > 1 ? ` (each round alone: ${rounds.join(' ')})` : ''}`;
     }),
     '',
-    'Targets (issue 5):',
+    'Targets (issues 5 and 12):',
     ...report.targets.map(
       (check) =>
         `- ${check.figure} = ${check.value}, target ${check.target}: ${check.met ? 'met' : 'MISSED'}` +
@@ -74,6 +74,7 @@ export function formatReport(report: BenchReport): string {
     '',
     `Machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}, ` +
       `SQLite ${machine.sqlite} (better-sqlite3 ${machine.betterSqlite3}), load average at start ${machine.loadAverageAtStart}`,
+    ...report.notes,
     `Date: ${report.date}; code at ${report.revision}; whole run ${integer.format(report.totalMs / 1000)} s`,
     report.correct
       ? 'Correctness: every run stored exactly the rows it acknowledged; no write was refused.'

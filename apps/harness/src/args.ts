@@ -1,6 +1,17 @@
 import { parseArgs } from 'node:util';
 import { defaultOptions } from '@repo/metrics-repo';
-import { type Chaos, chaosKinds, type Journal, journals, type Mode, modes, type Target, targets } from './types.ts';
+import {
+  type Backend,
+  backends,
+  type Chaos,
+  chaosKinds,
+  type Journal,
+  journals,
+  type Mode,
+  modes,
+  type Target,
+  targets,
+} from './types.ts';
 
 /** A bad command line: the CLI prints the message and exits with code 2. */
 export class UsageError extends Error {
@@ -9,6 +20,8 @@ export class UsageError extends Error {
 
 export interface HarnessOptions {
   help: boolean;
+  /** `--backend`: a SQLite file (default) or a PostgreSQL database. */
+  backend: Backend;
   /** No option shaped the scenarios: run the default suite. */
   defaultSuite: boolean;
   targets: Target[];
@@ -81,6 +94,7 @@ const optionSpec = {
   'limit-cap': { type: 'string' },
   chaos: { type: 'string' },
   timeout: { type: 'string' },
+  backend: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -96,6 +110,7 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
   const findLimit = values['find-limit'] ?? false;
   const options: HarnessOptions = {
     help: values.help ?? false,
+    backend: oneOf('--backend', values.backend, backends) ?? 'sqlite',
     defaultSuite: scenarioShapingOptions.every((name) => values[name] === undefined),
     // --find-limit answers a question about the raw target; repo only when asked for.
     targets: listOf('--target', values.target, targets) ?? (findLimit ? ['raw'] : [...defaults.targets]),
@@ -121,6 +136,12 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
     chaos,
     timeoutMs: (integer('--timeout', values.timeout, 1, 86_400) ?? defaults.timeoutSeconds) * 1000,
   };
+  if (options.backend === 'postgres') {
+    for (const flag of ['journal', 'db', 'keep', 'busy-timeout'] as const) {
+      if (values[flag] !== undefined)
+        throw new UsageError(`--${flag} is about SQLite files; it cannot be used with --backend postgres`);
+    }
+  }
   if (options.reportPath !== undefined && !/\.html?$/i.test(options.reportPath)) {
     throw new UsageError(`--report needs a file name ending in .html, got ${JSON.stringify(options.reportPath)}`);
   }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { chooseVictims } from './chaos-kill.ts';
 import { type FileInspection, inspectDatabaseFile } from './inspect-file.ts';
 import { startMemorySampler } from './memory.ts';
+import { inspectPgDatabase, preparePgDatabase } from './postgres/store.ts';
 import { prepareDatabaseFile } from './prepare-file.ts';
 import { summarizeScenario } from './summarize.ts';
 import type { WriterInput } from './targets/writer-input.ts';
@@ -24,14 +25,17 @@ export async function runScenario(
 ): Promise<ScenarioResult> {
   const file = scenarioFile(settings);
   try {
-    prepareDatabaseFile(file.path, spec.journal, spec.prefill);
+    const { postgres } = settings;
+    // On PostgreSQL the writers' `path` is a fresh database's URL.
+    const database = postgres === undefined ? file.path : await preparePgDatabase(postgres, spec.prefill);
+    if (postgres === undefined) prepareDatabaseFile(file.path, spec.journal, spec.prefill);
     // A tag per scenario: its rows are counted apart from prefill rows and from other scenarios sharing --db.
     const tag = `harness.${Date.now().toString(36)}.${randomBytes(3).toString('hex')}`;
     // Writers still waiting for their release after this give up on their own (see WriterInput).
     const releaseDeadline = Date.now() + settings.scenarioTimeoutMs + 10_000;
     const input = (): WriterInput => ({
       target: spec.target,
-      path: file.path,
+      path: database,
       journal: spec.journal,
       busyTimeoutMs: settings.busyTimeoutMs,
       lockTimeoutMs: settings.lockTimeoutMs,
@@ -56,7 +60,10 @@ export async function runScenario(
     const harnessGrowthKb = memory.stop();
     let inspection: FileInspection;
     try {
-      inspection = inspectDatabaseFile(file.path, tag, run.ackedEventIds);
+      inspection =
+        postgres === undefined
+          ? inspectDatabaseFile(file.path, tag, run.ackedEventIds)
+          : await inspectPgDatabase(database, tag, run.ackedEventIds);
     } catch (error) {
       // A file that cannot even be read lost everything that was acknowledged.
       const message = error instanceof Error ? error.message : String(error);

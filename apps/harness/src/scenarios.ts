@@ -35,6 +35,11 @@ function forTargets(cases: readonly Case[], targets: readonly Target[]): Scenari
 
 /** The scenarios a command line asks for (not `--find-limit`, which decides its sizes as it goes). */
 export function planScenarios(options: HarnessOptions): ScenarioSpec[] {
+  // PostgreSQL has no journal modes: its default suite is the WAL cases.
+  if (options.backend === 'postgres')
+    return planScenarios({ ...options, backend: 'sqlite' })
+      .filter((spec) => spec.journal === 'wal')
+      .map((spec) => ({ ...spec, backend: 'postgres' as const }));
   if (options.defaultSuite) return forTargets(defaultSuiteCases, ['raw', 'repo']);
   const cases: Case[] = [];
   for (const journal of options.journals) {
@@ -56,7 +61,7 @@ export function planScenarios(options: HarnessOptions): ScenarioSpec[] {
 
 /** A short name for progress lines and chart series. */
 export function describeScenario(spec: ScenarioSpec): string {
-  const parts = [spec.target, spec.mode, spec.journal, `${spec.writers} writers`];
+  const parts = [spec.target, spec.mode, spec.backend ?? spec.journal, `${spec.writers} writers`];
   if (spec.rowsPerWriter !== 1) parts.push(`${spec.rowsPerWriter} rows each`);
   if (spec.prefill > 0) parts.push(`prefill ${spec.prefill}`);
   if (spec.chaos !== 'none') parts.push(`chaos ${spec.chaos}`);

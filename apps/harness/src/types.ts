@@ -5,11 +5,14 @@ export type Mode = 'process' | 'thread' | 'async';
 export type Journal = 'wal' | 'delete';
 /** `kill`: writers are SIGKILLed at random moments while they insert (process mode only). */
 export type Chaos = 'none' | 'kill';
+/** Where the rows go: one SQLite file (default), or a PostgreSQL database (`--backend postgres`). */
+export type Backend = 'sqlite' | 'postgres';
 
 export const targets: readonly Target[] = ['raw', 'repo'];
 export const modes: readonly Mode[] = ['process', 'thread', 'async'];
 export const journals: readonly Journal[] = ['wal', 'delete'];
 export const chaosKinds: readonly Chaos[] = ['none', 'kill'];
+export const backends: readonly Backend[] = ['sqlite', 'postgres'];
 
 /** One scenario: who writes, how, into what kind of file. */
 export interface ScenarioSpec {
@@ -21,6 +24,8 @@ export interface ScenarioSpec {
   /** Rows inserted sequentially by the harness before the writers start. */
   prefill: number;
   chaos: Chaos;
+  /** Set for PostgreSQL scenarios (then `journal` means nothing). */
+  backend?: 'postgres';
 }
 
 /** Settings shared by every scenario of a run. */
@@ -35,6 +40,8 @@ export interface RunSettings {
   keep: boolean;
   /** Every scenario is stopped (its writers killed) after this long (ms). */
   scenarioTimeoutMs: number;
+  /** `--backend postgres`: the run's server; each scenario gets a fresh database on it. */
+  postgres?: import('@repo/testkit/postgres').PostgresServer;
 }
 
 /** What one writer (process, thread or async task) hands back. */

@@ -1,3 +1,4 @@
+import type { PostgresServer } from '@repo/testkit/postgres';
 import type { BenchSizes } from '../config.ts';
 import type { EventLoopDelay } from '../measure.ts';
 
@@ -15,16 +16,22 @@ export interface Measurement extends EventLoopDelay {
   firstError?: string;
   /** CPU (user + system) of every writer while it wrote, where the scenario measures it (the one-shot ones). */
   cpuMs?: number;
+  /** Rows counted in the database afterwards, by a scenario that does not write to `file` (PostgreSQL). */
+  stored?: number;
 }
 
 export interface ScenarioContext {
   sizes: BenchSizes;
   /** A fresh, not yet existing database file; the scenario opens (and so creates) it. */
   file: string;
+  /** The run's PostgreSQL server, for scenarios with `needsPostgres`: each run takes a fresh database from it. */
+  postgres?: PostgresServer;
 }
 
 export interface Scenario {
   name: string;
+  /** Runs against PostgreSQL: skipped, with a line saying why, when no server can be had. */
+  needsPostgres?: boolean;
   /** One line for the table: how the rows go in, with this run's sizes. */
   describe(sizes: BenchSizes): string;
   /**
