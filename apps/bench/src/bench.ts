@@ -3,9 +3,12 @@ import { percentile } from '@repo/harness/stats';
 import type { BenchSizes } from './config.ts';
 import { countStoredRows, makeRunDirectory } from './files.ts';
 import { describeMachine, describeRevision, type Machine } from './machine.ts';
+import { prepareBenchPostgres } from './postgres.ts';
 import { limit } from './scenarios/limit.ts';
 import { lockWaitRaw, lockWaitRepo } from './scenarios/lock-wait.ts';
 import { naive, naiveDefaults } from './scenarios/naive.ts';
+import { rawOneshot, repoOneshot } from './scenarios/oneshot.ts';
+import { pgLimit, pgNaive, pgRepoAsync } from './scenarios/postgres.ts';
 import { repoAsync } from './scenarios/repo-async.ts';
 import { repoMany } from './scenarios/repo-many.ts';
 import { repoProcesses } from './scenarios/repo-processes.ts';
@@ -20,8 +23,13 @@ export const scenarios: readonly Scenario[] = [
   repoAsync,
   repoMany,
   repoProcesses,
+  rawOneshot,
+  repoOneshot,
   lockWaitRepo,
   lockWaitRaw,
+  pgLimit,
+  pgNaive,
+  pgRepoAsync,
 ];
 
 /** The figures of one run of one scenario. Times in ms. */
@@ -41,6 +49,8 @@ export interface RunFigures {
   maxEventLoopDelayMs: number;
   p99EventLoopDelayMs: number;
   timeWeightedP99EventLoopDelayMs: number;
+  /** CPU per acknowledged row, where the scenario measures CPU (the one-shot ones). */
+  cpuMsPerRow?: number;
 }
 
 /** A scenario's figures: those of its median run, and every run for the record. */
@@ -75,6 +85,8 @@ export interface BenchReport {
   /** The throughput ratios of each round alone (run i of one scenario over run i of the other): their spread. */
   ratiosPerRound: Record<string, number[]>;
   targets: TargetCheck[];
+  /** Lines about the run's setting: the PostgreSQL server used, or why its scenarios were skipped. */
+  notes: string[];
   /** Every run of every scenario stored exactly the rows it acknowledged, and no write was refused. */
   correct: boolean;
   problems: string[];
@@ -98,7 +110,13 @@ export interface BenchOptions {
  */
 export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const { sizes, onProgress = () => {} } = options;
-  const selected = options.only === undefined ? scenarios : scenarios.filter((s) => options.only?.includes(s.name));
+  let selected = options.only === undefined ? scenarios : scenarios.filter((s) => options.only?.includes(s.name));
+  const postgres = await prepareBenchPostgres(selected);
+  const notes = postgres === undefined ? [] : [postgres.note];
+  if (postgres !== undefined && postgres.server === undefined) {
+    onProgress(postgres.note);
+    selected = selected.filter((scenario) => !scenario.needsPostgres);
+  }
   const machine = describeMachine();
   const revision = describeRevision();
   const date = new Date().toISOString();
@@ -110,8 +128,8 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     for (let round = 1; round <= sizes.runs; round++) {
       for (const scenario of selected) {
         const file = join(runDirectory.directory, `${scenario.name}-${round}.db`);
-        const measurement = await scenario.run({ sizes, file });
-        const figures = figuresOf(measurement, countStoredRows(file));
+        const measurement = await scenario.run({ sizes, file, ...(postgres?.server && { postgres: postgres.server }) });
+        const figures = figuresOf(measurement, measurement.stored ?? countStoredRows(file));
         runsOf.get(scenario)?.push(figures);
         if (measurement.firstError !== undefined && !firstErrors.has(scenario)) {
           firstErrors.set(scenario, measurement.firstError);
@@ -124,6 +142,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     }
   } finally {
     runDirectory.remove();
+    await postgres?.server?.stop();
   }
 
   const results = selected.map((scenario): ScenarioResult => {
@@ -159,6 +178,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     ratios,
     ratiosPerRound,
     targets: checkTargets(results, ratios, ratiosPerRound),
+    notes,
     correct: problems.length === 0,
     problems,
     totalMs: Math.round(performance.now() - started),
@@ -179,6 +199,7 @@ function figuresOf(measurement: Measurement, stored: number): RunFigures {
     maxEventLoopDelayMs: round(measurement.maxEventLoopDelayMs, 2),
     p99EventLoopDelayMs: round(measurement.p99EventLoopDelayMs, 2),
     timeWeightedP99EventLoopDelayMs: round(measurement.timeWeightedP99EventLoopDelayMs, 2),
+    ...(measurement.cpuMs === undefined ? {} : { cpuMsPerRow: round(measurement.cpuMs / measurement.rows, 3) }),
   };
 }
 
@@ -186,7 +207,7 @@ function figuresOf(measurement: Measurement, stored: number): RunFigures {
  * The run in the middle by `key` (the lower middle for an even count). Kept
  * whole, rather than a median of each figure, so a row of the table is one real run.
  */
-function medianRun(runs: RunFigures[], key: keyof RunFigures): RunFigures {
+function medianRun(runs: RunFigures[], key: Scenario['medianBy']): RunFigures {
   const ordered = [...runs].sort((a, b) => a[key] - b[key]);
   const middle = ordered[Math.floor((ordered.length - 1) / 2)];
   if (middle === undefined) throw new Error('medianRun: no runs');
@@ -201,6 +222,9 @@ const throughputRatios: readonly [string, string][] = [
   ['repo-many', 'limit'],
   ['repo-processes', 'limit'],
   ['naive', 'limit'],
+  ['pg-repo-async', 'pg-limit'],
+  ['pg-repo-async', 'pg-naive'],
+  ['pg-naive', 'pg-limit'],
 ];
 
 /** How many times longer the raw driver froze the event loop than the repository, during the same foreign lock. */
@@ -219,6 +243,15 @@ function computeRatios(results: ScenarioResult[]): Record<string, number> {
   if (raw && repo) {
     for (const figure of eventLoopRatios) {
       ratios[`lock-wait-raw/lock-wait-repo ${figure}`] = round(raw[figure] / repo[figure], 1);
+    }
+  }
+  // Lower is better: the repository's p99 and CPU per row over naive code's, short-lived processes.
+  const rawOnce = byName.get('raw-oneshot');
+  const repoOnce = byName.get('repo-oneshot');
+  if (rawOnce && repoOnce) {
+    ratios['repo-oneshot/raw-oneshot p99'] = round3(repoOnce.p99Ms / rawOnce.p99Ms);
+    if (repoOnce.cpuMsPerRow !== undefined && rawOnce.cpuMsPerRow !== undefined) {
+      ratios['repo-oneshot/raw-oneshot cpu per row'] = round3(repoOnce.cpuMsPerRow / rawOnce.cpuMsPerRow);
     }
   }
   return ratios;
@@ -260,7 +293,24 @@ function checkTargets(
   };
   atLeast('repo-async/limit', 0.5, 0.8);
   atLeast('repo-async/naive', 10);
-  atLeast('repo-processes/limit', 0.3);
+  atLeast('repo-processes/limit', 0.3, 0.5);
+  for (const [figure, stretch] of [
+    ['repo-oneshot/raw-oneshot p99', 0.5],
+    ['repo-oneshot/raw-oneshot cpu per row', undefined],
+  ] as const) {
+    const value = ratios[figure];
+    if (value === undefined) continue;
+    checks.push({
+      figure,
+      value,
+      target: '<= 1',
+      met: value <= 1,
+      ...(stretch === undefined ? {} : { stretch: { target: `<= ${stretch}`, met: value <= stretch } }),
+    });
+  }
+  // Issue 12: the repository on PostgreSQL.
+  atLeast('pg-repo-async/pg-naive', 10);
+  atLeast('pg-repo-async/pg-limit', 0.3);
   const lockWait = results.find((result) => result.name === 'lock-wait-repo');
   if (lockWait) {
     // The issue's p99, by either definition (per tick, and over time).

@@ -1,3 +1,5 @@
+import type { MetricInput, MetricsRepo } from '@repo/metrics-repo';
+import { type EventLoopDelay, runMeasured } from './measure.ts';
 import { describeError } from './scenarios/scenario.ts';
 
 export interface BurstOutcome {
@@ -49,4 +51,19 @@ export async function issueBurst(
     latenciesMs: latenciesMs.subarray(0, rows),
     ...(firstError === undefined ? {} : { firstError }),
   };
+}
+
+/** Every row's `repo.insert` issued at once, each timed from its call to its settlement, with the event-loop delay. */
+export async function measureInsertBurst(
+  repo: Pick<MetricsRepo, 'insert'>,
+  rows: readonly MetricInput[],
+): Promise<BurstOutcome & EventLoopDelay> {
+  const { value, ...eventLoop } = await runMeasured(() =>
+    issueBurst(
+      rows.length,
+      () => 1,
+      (i) => repo.insert(rows[i] as MetricInput),
+    ),
+  );
+  return { ...value, ...eventLoop };
 }

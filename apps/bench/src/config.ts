@@ -11,9 +11,15 @@ export interface BenchSizes {
   /** Processes of `repo-processes`, and concurrent inserts in each. */
   processes: number;
   rowsPerProcess: number;
+  /** Processes of `raw-oneshot` and `repo-oneshot`, each recording one row. */
+  oneshotWriters: number;
   /** How long the foreign connection holds the write lock in `lock-wait`, and the inserts issued meanwhile. */
   lockHoldMs: number;
   lockWaitRows: number;
+  /** Rows of `pg-limit` and `pg-repo-async`. */
+  pgRows: number;
+  /** Rows of `pg-naive`: one round trip and one commit per row, so a bounded sample. */
+  pgNaiveRows: number;
   /** Every scenario runs this many times, interleaved; the table shows each scenario's median run. */
   runs: number;
 }
@@ -25,8 +31,11 @@ export const fullSizes: BenchSizes = {
   manyBatchRows: 1_000,
   processes: 8,
   rowsPerProcess: 12_500,
+  oneshotWriters: 100,
   lockHoldMs: 2_000,
   lockWaitRows: 1_000,
+  pgRows: 100_000,
+  pgNaiveRows: 3_000,
   runs: 5,
 };
 
@@ -37,7 +46,10 @@ export const quickSizes: BenchSizes = {
   manyBatchRows: 500,
   processes: 2,
   rowsPerProcess: 500,
+  oneshotWriters: 4,
   lockHoldMs: 300,
   lockWaitRows: 100,
+  pgRows: 2_000,
+  pgNaiveRows: 100,
   runs: 1,
 };

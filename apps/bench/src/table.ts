@@ -29,6 +29,7 @@ const columns: Column[] = [
   },
   { header: 'p50 ms', cell: (r) => ms(r.p50Ms), alignRight: true },
   { header: 'p99 ms', cell: (r) => ms(r.p99Ms), alignRight: true },
+  { header: 'cpu ms/row', cell: (r) => (r.cpuMsPerRow === undefined ? '' : ms(r.cpuMsPerRow)), alignRight: true },
   { header: 'max loop delay ms', cell: (r) => ms(r.maxEventLoopDelayMs), alignRight: true },
   { header: 'p99 loop delay ms', cell: (r) => ms(r.p99EventLoopDelayMs), alignRight: true },
   {
@@ -54,7 +55,7 @@ export function formatReport(report: BenchReport): string {
   const lines = [
     formatResultsTable(report.results),
     '',
-    `Each row is the median of ${sizes.runs} run(s), each on a fresh file (by rows/s; lock-wait-repo by p99 loop delay, lock-wait-raw by max loop delay).`,
+    `Each row is the median of ${sizes.runs} run(s), each on a fresh file (by rows/s; the one-shot ones by p99 latency; lock-wait-repo by p99 loop delay, lock-wait-raw by max loop delay).`,
     ...report.results.map((result) => `- ${result.name}: ${result.description}`),
     '',
     'Ratios (from the figures above):',
@@ -63,7 +64,7 @@ export function formatReport(report: BenchReport): string {
       return `- ${name}: ${value}${rounds && rounds.length > 1 ? ` (each round alone: ${rounds.join(' ')})` : ''}`;
     }),
     '',
-    'Targets (issue 5):',
+    'Targets (issues 5 and 12):',
     ...report.targets.map(
       (check) =>
         `- ${check.figure} = ${check.value}, target ${check.target}: ${check.met ? 'met' : 'MISSED'}` +
@@ -73,6 +74,7 @@ export function formatReport(report: BenchReport): string {
     '',
     `Machine: ${machine.cores} cores (${machine.cpu}), ${machine.memoryGiB} GiB, ${machine.os}, Node ${machine.node}, ` +
       `SQLite ${machine.sqlite} (better-sqlite3 ${machine.betterSqlite3}), load average at start ${machine.loadAverageAtStart}`,
+    ...report.notes,
     `Date: ${report.date}; code at ${report.revision}; whole run ${integer.format(report.totalMs / 1000)} s`,
     report.correct
       ? 'Correctness: every run stored exactly the rows it acknowledged; no write was refused.'

@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { findPostgresBinaries } from '@repo/testkit/postgres';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { BenchReport } from '../src/bench.ts';
 import { quickSizes } from '../src/config.ts';
@@ -20,6 +21,9 @@ function runCli(args: string[]) {
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
+/** The PostgreSQL scenarios run when a server can be had (DATABASE_URL, or PostgreSQL's binaries here); else they are skipped. */
+const postgresAvailable = Boolean(process.env.DATABASE_URL) || findPostgresBinaries() !== undefined;
+
 /** The rows each scenario is asked to write in a --quick run. */
 const expectedRows: Record<string, number> = {
   limit: quickSizes.rows,
@@ -28,8 +32,13 @@ const expectedRows: Record<string, number> = {
   'repo-async': quickSizes.rows,
   'repo-many': quickSizes.rows,
   'repo-processes': quickSizes.processes * quickSizes.rowsPerProcess,
+  'raw-oneshot': quickSizes.oneshotWriters,
+  'repo-oneshot': quickSizes.oneshotWriters,
   'lock-wait-repo': quickSizes.lockWaitRows,
   'lock-wait-raw': quickSizes.lockWaitRows,
+  ...(postgresAvailable
+    ? { 'pg-limit': quickSizes.pgRows, 'pg-naive': quickSizes.pgNaiveRows, 'pg-repo-async': quickSizes.pgRows }
+    : {}),
 };
 
 // A smoke run of the whole benchmark: structure and correctness only. Speed is never checked here.
@@ -64,6 +73,7 @@ describe('pnpm bench --quick', () => {
         expect(result[field], `${result.name}.${field}`).toBeGreaterThanOrEqual(0);
       }
       expect(result.p99Ms).toBeGreaterThanOrEqual(result.p50Ms);
+      if (result.name.endsWith('-oneshot')) expect(result.cpuMsPerRow).toBeGreaterThan(0);
       expect(result.runs).toHaveLength(1);
     }
   });
@@ -89,6 +99,8 @@ describe('pnpm bench --quick', () => {
       'lock-wait-raw/lock-wait-repo maxEventLoopDelayMs',
       'lock-wait-raw/lock-wait-repo p99EventLoopDelayMs',
       'lock-wait-raw/lock-wait-repo timeWeightedP99EventLoopDelayMs',
+      'repo-oneshot/raw-oneshot p99',
+      'repo-oneshot/raw-oneshot cpu per row',
     ]) {
       expect(Number.isFinite(report.ratios[ratio]), ratio).toBe(true);
       expect(report.ratios[ratio], ratio).toBeGreaterThan(0);
@@ -99,8 +111,16 @@ describe('pnpm bench --quick', () => {
       'repo-async/limit',
       'repo-async/naive',
       'repo-processes/limit',
+      'repo-oneshot/raw-oneshot p99',
+      'repo-oneshot/raw-oneshot cpu per row',
+      ...(postgresAvailable ? ['pg-repo-async/pg-naive', 'pg-repo-async/pg-limit'] : []),
       'lock-wait-repo p99EventLoopDelayMs',
       'lock-wait-repo timeWeightedP99EventLoopDelayMs',
+    ]);
+    expect(report.notes).toEqual([
+      postgresAvailable
+        ? expect.stringMatching(/^PostgreSQL \d+/)
+        : expect.stringContaining('PostgreSQL scenarios skipped'),
     ]);
     expect(report.machine.cores).toBeGreaterThan(0);
     expect(report.machine.sqlite).toMatch(/^\d+\.\d+\.\d+$/);

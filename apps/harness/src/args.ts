@@ -1,6 +1,8 @@
 import { parseArgs } from 'node:util';
 import { defaultOptions } from '@repo/metrics-repo';
 import {
+  type Backend,
+  backends,
   type Chaos,
   chaosKinds,
   type Journal,
@@ -20,6 +22,8 @@ export class UsageError extends Error {
 
 export interface HarnessOptions {
   help: boolean;
+  /** `--backend`: a SQLite file (default) or a PostgreSQL database. */
+  backend: Backend;
   /** No option shaped the scenarios: run the default suite. */
   defaultSuite: boolean;
   scenarios: Scenario[];
@@ -104,6 +108,7 @@ const optionSpec = {
   'limit-cap': { type: 'string' },
   chaos: { type: 'string' },
   timeout: { type: 'string' },
+  backend: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -121,6 +126,7 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
   const mixed = scenarios.includes('mixed');
   const options: HarnessOptions = {
     help: values.help ?? false,
+    backend: oneOf('--backend', values.backend, backends) ?? 'sqlite',
     defaultSuite: scenarioShapingOptions.every((name) => values[name] === undefined),
     scenarios,
     // --find-limit answers a question about the raw target; repo only when asked for.
@@ -151,6 +157,14 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
     readers: integer('--readers', values.readers, 0, 1000),
     timeoutMs: (integer('--timeout', values.timeout, 1, 86_400) ?? defaults.timeoutSeconds) * 1000,
   };
+  if (options.backend === 'postgres') {
+    for (const flag of ['journal', 'db', 'keep', 'busy-timeout', 'readers'] as const) {
+      if (values[flag] !== undefined)
+        throw new UsageError(`--${flag} is about SQLite files; it cannot be used with --backend postgres`);
+    }
+    if (mixed)
+      throw new UsageError('--scenario mixed is about SQLite files; it cannot be used with --backend postgres');
+  }
   if (options.reportPath !== undefined && !/\.html?$/i.test(options.reportPath)) {
     throw new UsageError(`--report needs a file name ending in .html, got ${JSON.stringify(options.reportPath)}`);
   }

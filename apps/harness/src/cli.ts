@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { type HarnessOptions, parseHarnessArgs, UsageError } from './args.ts';
 import { findLimits, formatFinding } from './find-limit.ts';
 import { helpText } from './help.ts';
+import { startHarnessPostgres } from './postgres/server.ts';
 import { createProgressReporter, type ProgressReporter } from './progress.ts';
 import { headlines } from './report/headline.ts';
 import { renderHtmlReport } from './report/html.ts';
@@ -40,8 +41,26 @@ export async function main(argv: readonly string[]): Promise<number> {
   };
 
   const info = describeRun(argv);
-  process.stdout.write(`${info.command}\n${info.date} · ${info.machine} · SQLite ${info.sqliteVersion}\n\n`);
+  const postgres =
+    options.backend === 'postgres'
+      ? await startHarnessPostgres(Math.max(options.findLimit ? options.limitCap : 0, ...options.writers, 500))
+      : undefined;
+  const database = postgres === undefined ? `SQLite ${info.sqliteVersion}` : postgres.description;
+  process.stdout.write(`${info.command}\n${info.date} · ${info.machine} · ${database}\n\n`);
+  try {
+    return await runAll(options, info, postgres === undefined ? {} : { postgres: postgres.server });
+  } finally {
+    await postgres?.server.stop();
+  }
+}
+
+async function runAll(
+  options: HarnessOptions,
+  info: ReturnType<typeof describeRun>,
+  backend: Pick<RunSettings, 'postgres'>,
+): Promise<number> {
   const settings: RunSettings = {
+    ...backend,
     busyTimeoutMs: options.busyTimeoutMs,
     lockTimeoutMs: options.lockTimeoutMs,
     dbPath: options.dbPath,

@@ -47,6 +47,15 @@ Scenarios
   --chaos kill           SIGKILL half of the writer processes at random moments while they insert
                            one row after the other; lost = acknowledged rows missing from the file
 
+Database
+  --backend NAME         sqlite (default) or postgres. postgres: every scenario writes into a fresh
+                           database of a PostgreSQL server: DATABASE_URL's when set, otherwise one
+                           started for the run from this machine's PostgreSQL binaries (Debian's
+                           postgresql package) and removed afterwards. raw = one connection per writer
+                           with \`pg\`, one awaited autocommit INSERT per row; repo = openMetricsRepo({ url }).
+                           Without scenario options: the default suite's WAL cases. --journal, --db,
+                           --keep and --busy-timeout are SQLite's and are refused.
+
 Files and output
   --db PATH              use this file for every scenario (default: a fresh temporary file per
                            scenario, removed afterwards)

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { chooseVictims } from './chaos-kill.ts';
 import { type FileInspection, inspectDatabaseFile } from './inspect-file.ts';
 import { startMemorySampler } from './memory.ts';
+import { inspectPgDatabase, preparePgDatabase } from './postgres/store.ts';
 import { prepareDatabaseFile } from './prepare-file.ts';
 import { summarizeScenario } from './summarize.ts';
 import type { WriterInput } from './targets/writer-input.ts';
@@ -27,7 +28,10 @@ export async function runScenario(
 ): Promise<ScenarioResult[]> {
   const file = scenarioFile(settings);
   try {
-    prepareDatabaseFile(file.path, spec.journal, spec.prefill);
+    const { postgres } = settings;
+    // On PostgreSQL the writers' `path` is a fresh database's URL.
+    const database = postgres === undefined ? file.path : await preparePgDatabase(postgres, spec.prefill);
+    if (postgres === undefined) prepareDatabaseFile(file.path, spec.journal, spec.prefill);
     // A tag per scenario: its rows are counted apart from prefill rows and from other scenarios sharing --db.
     const tag = `harness.${Date.now().toString(36)}.${randomBytes(3).toString('hex')}`;
     // Mixed: repo and raw writers alternate (so both kinds start throughout), each kind under its own name.
@@ -38,7 +42,7 @@ export async function runScenario(
     const releaseDeadline = Date.now() + settings.scenarioTimeoutMs + 10_000;
     const input = (index: number): WriterInput => ({
       target: kindOf(index),
-      path: file.path,
+      path: database,
       journal: spec.journal,
       busyTimeoutMs: settings.busyTimeoutMs,
       lockTimeoutMs: settings.lockTimeoutMs,
@@ -90,33 +94,38 @@ export async function runScenario(
       reads = await readers?.stop();
     }
     const harnessGrowthKb = memory.stop();
-    return kinds.map((kind) => {
+    /** What the database holds, seen by a connection of its own; one that cannot even be read lost everything acknowledged. */
+    const inspect = async (rowName: string, ackedEventIds: readonly string[] | undefined): Promise<FileInspection> => {
+      try {
+        return postgres === undefined
+          ? inspectDatabaseFile(file.path, rowName, ackedEventIds)
+          : await inspectPgDatabase(database, rowName, ackedEventIds);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        return { stored: 0, journalMode: 'unreadable', integrity: `unreadable: ${message}`, missingAcked: undefined };
+      }
+    };
+    const results: ScenarioResult[] = [];
+    for (const kind of kinds) {
       const rowName = rowNameOf(kind);
       const part: WritersRun = {
         ...run,
         writers: run.writers.filter((_, index) => kindOf(index) === kind),
         ackedEventIds: run.ackedEventIds?.filter((id) => id.startsWith(`${rowName}.`)),
       };
-      return summarizeScenario({ ...spec, target: kind }, part, inspect(file.path, rowName, part.ackedEventIds), {
-        busyTimeoutMs: settings.busyTimeoutMs,
-        lockTimeoutMs: settings.lockTimeoutMs,
-        harnessGrowthKb,
-        dbPath: file.kept ? file.path : undefined,
-        reads,
-      });
-    });
+      results.push(
+        summarizeScenario({ ...spec, target: kind }, part, await inspect(rowName, part.ackedEventIds), {
+          busyTimeoutMs: settings.busyTimeoutMs,
+          lockTimeoutMs: settings.lockTimeoutMs,
+          harnessGrowthKb,
+          dbPath: file.kept ? file.path : undefined,
+          reads,
+        }),
+      );
+    }
+    return results;
   } finally {
     file.cleanUp();
-  }
-}
-
-/** What the file holds, seen by a connection of its own; a file that cannot even be read lost everything acknowledged. */
-function inspect(path: string, rowName: string, ackedEventIds: readonly string[] | undefined): FileInspection {
-  try {
-    return inspectDatabaseFile(path, rowName, ackedEventIds);
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    return { stored: 0, journalMode: 'unreadable', integrity: `unreadable: ${message}`, missingAcked: undefined };
   }
 }
 

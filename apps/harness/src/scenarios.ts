@@ -51,6 +51,12 @@ function forTargets(cases: readonly Case[], targets: readonly Target[]): Scenari
 
 /** The scenarios a command line asks for (not `--find-limit`, which decides its sizes as it goes). */
 export function planScenarios(options: HarnessOptions): ScenarioSpec[] {
+  // PostgreSQL has no journal modes: its default suite is the WAL cases. The mixed scenario and the
+  // readers (better-sqlite3, the sqlite3 command line) are about SQLite files.
+  if (options.backend === 'postgres')
+    return planScenarios({ ...options, backend: 'sqlite' })
+      .filter((spec) => spec.journal === 'wal' && spec.scenario === 'insert')
+      .map((spec) => ({ ...spec, backend: 'postgres' as const, readers: 0 }));
   if (options.defaultSuite) return forTargets(defaultSuiteCases, ['raw', 'repo']);
   const cases: Case[] = [];
   for (const scenario of options.scenarios) {
@@ -90,7 +96,11 @@ export function describeScenario(
   { planned = false, withWriters = true }: { planned?: boolean; withWriters?: boolean } = {},
 ): string {
   const mixed = spec.scenario === 'mixed';
-  const parts = [mixed ? `mixed ${planned ? 'repo+raw' : spec.target}` : spec.target, spec.mode, spec.journal];
+  const parts = [
+    mixed ? `mixed ${planned ? 'repo+raw' : spec.target}` : spec.target,
+    spec.mode,
+    spec.backend ?? spec.journal,
+  ];
   if (withWriters) parts.push(mixed ? `${spec.writers} writers of each kind` : `${spec.writers} writers`);
   if (spec.rowsPerWriter !== 1) parts.push(`${spec.rowsPerWriter} rows each`);
   if (spec.prefill > 0) parts.push(`prefill ${spec.prefill}`);

@@ -11,12 +11,15 @@ export type Chaos = 'none' | 'kill';
  * (dashboards, scripts, backups); one result per kind of writer.
  */
 export type Scenario = 'insert' | 'mixed';
+/** Where the rows go: one SQLite file (default), or a PostgreSQL database (`--backend postgres`). */
+export type Backend = 'sqlite' | 'postgres';
 
 export const targets: readonly Target[] = ['raw', 'repo'];
 export const modes: readonly Mode[] = ['process', 'thread', 'async'];
 export const journals: readonly Journal[] = ['wal', 'delete'];
 export const chaosKinds: readonly Chaos[] = ['none', 'kill'];
 export const scenarioKinds: readonly Scenario[] = ['insert', 'mixed'];
+export const backends: readonly Backend[] = ['sqlite', 'postgres'];
 
 /** One scenario: who writes, how, into what kind of file. */
 export interface ScenarioSpec {
@@ -36,6 +39,8 @@ export interface ScenarioSpec {
   chaos: Chaos;
   /** Reader processes (threads in thread mode) that open, `SELECT count(*)` and close in a loop while the writers write. */
   readers: number;
+  /** Set for PostgreSQL scenarios (then `journal` means nothing). */
+  backend?: 'postgres';
 }
 
 /** Settings shared by every scenario of a run. */
@@ -50,6 +55,8 @@ export interface RunSettings {
   keep: boolean;
   /** Every scenario is stopped (its writers killed) after this long (ms). */
   scenarioTimeoutMs: number;
+  /** `--backend postgres`: the run's server; each scenario gets a fresh database on it. */
+  postgres?: import('@repo/testkit/postgres').PostgresServer;
 }
 
 /** What one writer (process, thread or async task) hands back. */

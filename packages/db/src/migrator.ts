@@ -1,8 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type BetterSqlite3 from 'better-sqlite3';
 import { getTableColumns, getTableName } from 'drizzle-orm';
 import { type MigrationMeta, readMigrationFiles } from 'drizzle-orm/migrator';
+import committedJournal from '../drizzle/meta/_journal.json' with { type: 'json' };
 import { OpenDatabaseError } from './errors.ts';
 import { metrics } from './schema.ts';
 
@@ -12,13 +14,21 @@ import { metrics } from './schema.ts';
  */
 const migrationsTable = '__drizzle_migrations';
 
+/** The folder of the generated, committed drizzle-kit migrations. */
+export const migrationsFolder = fileURLToPath(new URL('../drizzle', import.meta.url));
+
 export interface MigrationResult {
   /** How many migrations this call applied (0 when the file was already up to date). */
   applied: number;
 }
 
-/** What a file needs, decided without taking any lock or changing anything. */
-export type MigrationState = 'up-to-date' | 'pending';
+/**
+ * What a file needs, decided without taking any lock or changing anything:
+ * `current` (exactly as this migrator left it: schema verified then, unchanged
+ * since), `up-to-date` (all migrations applied, but the schema may have been
+ * touched since: check its shape), or `pending`.
+ */
+export type MigrationState = 'current' | 'up-to-date' | 'pending';
 
 /**
  * Reads whether the file needs migrations; throws SCHEMA_TOO_NEW when it holds
@@ -35,7 +45,7 @@ export type MigrationState = 'up-to-date' | 'pending';
 export function migrationState(sqlite: BetterSqlite3.Database, path: string, migrationsFolder: string): MigrationState {
   const known = journalOf(migrationsFolder);
   const stamp = sqlite.pragma('user_version', { simple: true }) as number;
-  if (stamp === stampOf(known.count, sqlite.pragma('schema_version', { simple: true }) as number)) return 'up-to-date';
+  if (stamp === stampOf(known.count, sqlite.pragma('schema_version', { simple: true }) as number)) return 'current';
   const last = lastAppliedMillis(sqlite);
   assertNotNewer(last, known.latestMillis, path);
   return last !== undefined && last >= known.latestMillis ? 'up-to-date' : 'pending';
@@ -64,7 +74,7 @@ export function applyMigrations(
   path: string,
   migrationsFolder: string,
 ): MigrationResult {
-  if (migrationState(sqlite, path, migrationsFolder) === 'up-to-date') return { applied: 0 };
+  if (migrationState(sqlite, path, migrationsFolder) !== 'pending') return { applied: 0 };
   const migrations = migrationsIn(migrationsFolder);
   const latestKnown = migrations.at(-1)?.folderMillis ?? 0;
   sqlite.exec('BEGIN IMMEDIATE');
@@ -122,17 +132,24 @@ interface JournalSummary {
   latestMillis: number;
 }
 
-const journals = new Map<string, JournalSummary>();
+interface Journal {
+  entries: { when: number }[];
+}
+
+const summarize = (journal: Journal): JournalSummary => ({
+  count: journal.entries.length,
+  latestMillis: journal.entries.at(-1)?.when ?? 0,
+});
+
+// The committed journal is imported with the code (bundled with it): opening reads no file for it.
+const journals = new Map<string, JournalSummary>([[migrationsFolder, summarize(committedJournal)]]);
 
 /** How many migrations the folder holds and when the newest was made, from drizzle-kit's journal alone. */
 function journalOf(folder: string): JournalSummary {
   let summary = journals.get(folder);
   if (summary === undefined) {
     // fd-safe: drizzle-kit's migration journal, never a database
-    const journal = JSON.parse(readFileSync(join(folder, 'meta', '_journal.json'), 'utf8')) as {
-      entries: { when: number }[];
-    };
-    summary = { count: journal.entries.length, latestMillis: journal.entries.at(-1)?.when ?? 0 };
+    summary = summarize(JSON.parse(readFileSync(join(folder, 'meta', '_journal.json'), 'utf8')) as Journal);
     journals.set(folder, summary);
   }
   return summary;

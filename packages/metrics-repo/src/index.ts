@@ -12,7 +12,8 @@ export {
   ValidationError,
 } from './errors.ts';
 export { limits } from './limits.ts';
-export type { CommonRepoOptions, MetricsRepoOptions, SqliteRepoOptions } from './options.ts';
+export type { CommonRepoOptions, MetricsRepoOptions, ResolvedSqliteOptions, SqliteRepoOptions } from './options.ts';
 export { defaultOptions } from './options.ts';
+export { defaultPgOptions, type PgRepoOptions, type ResolvedPgOptions } from './pg/options.ts';
 export { type Backend, MetricsRepo, openMetricsRepo } from './repo.ts';
 export type { CountFilter, Metric, MetricInput, MetricLabels } from './types.ts';

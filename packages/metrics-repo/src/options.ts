@@ -1,5 +1,6 @@
 import type { Synchronous } from '@repo/db';
 import { InvalidOptionError } from './errors.ts';
+import type { PgRepoOptions } from './pg/options.ts';
 
 /** Options every backend understands. */
 export interface CommonRepoOptions {
@@ -41,7 +42,8 @@ export interface SqliteRepoOptions extends CommonRepoOptions {
   synchronous?: Synchronous;
 }
 
-export type MetricsRepoOptions = SqliteRepoOptions;
+/** `{ path }` for a SQLite file, `{ url }` for PostgreSQL (see `PgRepoOptions`). */
+export type MetricsRepoOptions = SqliteRepoOptions | PgRepoOptions;
 
 export type ResolvedCommonOptions = Required<CommonRepoOptions>;
 export type ResolvedSqliteOptions = Required<SqliteRepoOptions>;

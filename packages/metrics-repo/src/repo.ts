@@ -1,7 +1,9 @@
 import type { MetricsDatabase } from '@repo/db';
+import type { PgMetricsDatabase } from '@repo/db/pg';
 import { DuplicateEventError, RepoClosedError, ValidationError } from './errors.ts';
-import type { MetricsRepoOptions, ResolvedSqliteOptions } from './options.ts';
+import type { MetricsRepoOptions, ResolvedSqliteOptions, SqliteRepoOptions } from './options.ts';
 import { resolveSqliteOptions } from './options.ts';
+import { isPgOptions, type PgRepoOptions, type ResolvedPgOptions, resolvePgOptions } from './pg/options.ts';
 import type { WriteQueue } from './queue.ts';
 import { openSqliteBackend } from './sqlite/driver.ts';
 import type { CountFilter, Metric, MetricInput } from './types.ts';
@@ -23,14 +25,30 @@ export interface Backend<Db> {
 }
 
 /**
- * Opens the repository on a SQLite file (created and migrated if needed).
+ * Opens the repository on a SQLite file (`path`, created and migrated if needed)
+ * or on a PostgreSQL database (`url`, migrated if needed; `pg` is loaded only then).
  *
  * Opening waits for other connections' locks the same way writes do (on timers,
  * up to `lockTimeoutMs`): the event loop stays free. Rejects with
  * InvalidOptionError for options it cannot use, and with `OpenDatabaseError`
  * (from `@repo/db`) when the file cannot be used, naming the file and the cause.
  */
-export async function openMetricsRepo(options: MetricsRepoOptions): Promise<MetricsRepo> {
+export function openMetricsRepo(options: SqliteRepoOptions): Promise<MetricsRepo>;
+export function openMetricsRepo(options: PgRepoOptions): Promise<MetricsRepo<PgMetricsDatabase, ResolvedPgOptions>>;
+/** Options decided at run time (either backend): the repository of whichever they name. */
+export function openMetricsRepo(
+  options: MetricsRepoOptions,
+): Promise<MetricsRepo | MetricsRepo<PgMetricsDatabase, ResolvedPgOptions>>;
+export async function openMetricsRepo(
+  options: MetricsRepoOptions,
+): Promise<MetricsRepo | MetricsRepo<PgMetricsDatabase, ResolvedPgOptions>> {
+  if (isPgOptions(options)) {
+    const resolved = resolvePgOptions(options);
+    const { openPgBackend } = await import('./pg/driver.ts');
+    const backend = await openPgBackend(resolved);
+    // The URL as it may be shown: without its password.
+    return new MetricsRepo(backend, { ...resolved, url: backend.location });
+  }
   const resolved = resolveSqliteOptions(options);
   const backend = await openSqliteBackend(resolved);
   return new MetricsRepo(backend, { ...resolved, path: backend.location });
@@ -41,8 +59,6 @@ export async function openMetricsRepo(options: MetricsRepoOptions): Promise<Metr
  * worker threads and processes at once. Create it with {@link openMetricsRepo}.
  */
 export class MetricsRepo<Db = MetricsDatabase, Options = ResolvedSqliteOptions> {
-  /** The typed Drizzle database, for reads beyond `count`. Do not write through it while the repository is open. */
-  readonly db: Db;
   /** The SQLite file's absolute path, or the PostgreSQL URL without its password. */
   readonly path: string;
   /** The options in force, defaults filled in. */
@@ -53,9 +69,13 @@ export class MetricsRepo<Db = MetricsDatabase, Options = ResolvedSqliteOptions> 
   /** @internal use openMetricsRepo */
   constructor(backend: Backend<Db>, options: Options) {
     this.backend = backend;
-    this.db = backend.db;
     this.path = backend.location;
     this.options = Object.freeze({ ...options });
+  }
+
+  /** The typed Drizzle database, for reads beyond `count`. Do not write through it while the repository is open. */
+  get db(): Db {
+    return this.backend.db;
   }
 
   /**

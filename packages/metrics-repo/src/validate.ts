@@ -18,8 +18,6 @@ const countFields = new Set(['name', 'since', 'until']);
 // C0 and C1 control characters and DEL: invisible in names, keys and ids, and a common injection vector in logs.
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/;
-// A lone surrogate cannot be encoded as UTF-8: SQLite would store U+FFFD, not the caller's text.
-const loneSurrogate = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /** Validates one insert. `prefix` locates the row in an `insertMany` call (`rows[3].`). */
 export function validateMetric(input: unknown, prefix = '', now?: number): ValidRow {
@@ -93,7 +91,8 @@ function textProblem(value: unknown, maxLength: number): string | undefined {
   if (value.length === 0) return 'must not be empty';
   if (value.length > maxLength) return `must be at most ${maxLength} characters, got ${value.length}`;
   if (controlCharacter.test(value)) return 'must not contain control characters';
-  if (loneSurrogate.test(value)) return 'must be well-formed UTF-16 (it has a lone surrogate)';
+  // A lone surrogate cannot be encoded as UTF-8: SQLite would store U+FFFD, not the caller's text.
+  if (!value.isWellFormed()) return 'must be well-formed UTF-16 (it has a lone surrogate)';
   return undefined;
 }
 
@@ -146,7 +145,7 @@ function checkLabels(value: unknown, prefix: string): MetricLabels {
         `must be at most ${limits.maxLabelValueLength} characters, got ${labelValue.length}`,
       );
     }
-    if (loneSurrogate.test(labelValue)) {
+    if (!labelValue.isWellFormed()) {
       throw new ValidationError(labelField(prefix, key), 'must be well-formed UTF-16 (it has a lone surrogate)');
     }
     if (key === '__proto__') {
@@ -188,4 +187,12 @@ function describe(value: unknown): string {
   if (typeof value === 'number') return `${value}`;
   if (typeof value === 'object') return `an instance of ${(value as object).constructor?.name ?? 'Object'}`;
   return typeof value;
+}
+
+declare global {
+  // ES2024's String.prototype.isWellFormed, which Node 20 has. The workspace's lib stays ES2023,
+  // so that no other ES2024 API (absent from Node 20) type-checks by accident.
+  interface String {
+    isWellFormed(): boolean;
+  }
 }

@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { openDatabase } from '@repo/db';
 import { launch } from '@repo/launcher';
 import { type MetricInput, openMetricsRepo } from '@repo/metrics-repo';
-import { issueBurst } from '../concurrent.ts';
+import { measureInsertBurst } from '../concurrent.ts';
 import { runMeasured } from '../measure.ts';
 import type { LockHolderInput, LockHolderProgress, LockHolderResult } from '../workers/lock-holder.ts';
 import { metricRows, rawInsertSql, rawValues } from '../workload.ts';
@@ -61,16 +61,7 @@ export const lockWaitRepo: Scenario = {
     const rows = metricRows(sizes.lockWaitRows);
     const repo = await openMetricsRepo({ path: file });
     try {
-      return await whileForeignLockHeld(file, sizes.lockHoldMs, async () => {
-        const { value, ...eventLoop } = await runMeasured(() =>
-          issueBurst(
-            rows.length,
-            () => 1,
-            (i) => repo.insert(rows[i] as MetricInput),
-          ),
-        );
-        return { ...value, ...eventLoop };
-      });
+      return await whileForeignLockHeld(file, sizes.lockHoldMs, () => measureInsertBurst(repo, rows));
     } finally {
       await repo.close();
     }

@@ -1,6 +1,5 @@
 import { openMetricsRepo } from '@repo/metrics-repo';
-import { issueBurst } from '../concurrent.ts';
-import { runMeasured } from '../measure.ts';
+import { measureInsertBurst } from '../concurrent.ts';
 import { metricRows } from '../workload.ts';
 import type { Scenario } from './scenario.ts';
 
@@ -13,14 +12,7 @@ export const repoAsync: Scenario = {
     const rows = metricRows(sizes.rows);
     const repo = await openMetricsRepo({ path: file });
     try {
-      const { value, ...eventLoop } = await runMeasured(() =>
-        issueBurst(
-          rows.length,
-          () => 1,
-          (i) => repo.insert(rows[i] as (typeof rows)[number]),
-        ),
-      );
-      return { ...value, ...eventLoop };
+      return await measureInsertBurst(repo, rows);
     } finally {
       await repo.close();
     }

@@ -1,3 +1,4 @@
+import type { PostgresServer } from '@repo/testkit/postgres';
 import type { BenchSizes } from '../config.ts';
 import type { EventLoopDelay } from '../measure.ts';
 
@@ -13,23 +14,32 @@ export interface Measurement extends EventLoopDelay {
   latenciesMs: Float64Array;
   /** The first refusal, to say why rows failed. */
   firstError?: string;
+  /** CPU (user + system) of every writer while it wrote, where the scenario measures it (the one-shot ones). */
+  cpuMs?: number;
+  /** Rows counted in the database afterwards, by a scenario that does not write to `file` (PostgreSQL). */
+  stored?: number;
 }
 
 export interface ScenarioContext {
   sizes: BenchSizes;
   /** A fresh, not yet existing database file; the scenario opens (and so creates) it. */
   file: string;
+  /** The run's PostgreSQL server, for scenarios with `needsPostgres`: each run takes a fresh database from it. */
+  postgres?: PostgresServer;
 }
 
 export interface Scenario {
   name: string;
+  /** Runs against PostgreSQL: skipped, with a line saying why, when no server can be had. */
+  needsPostgres?: boolean;
   /** One line for the table: how the rows go in, with this run's sizes. */
   describe(sizes: BenchSizes): string;
   /**
    * The figure that picks the median of several runs: throughput for most
-   * scenarios, the event-loop delay for lock-wait (whose throughput is set by the 2 s lock).
+   * scenarios, the event-loop delay for lock-wait (whose throughput is set by the 2 s lock),
+   * the latency's p99 for the one-shot ones (one row per process: their throughput is start-up).
    */
-  medianBy: 'rowsPerSec' | 'p99EventLoopDelayMs' | 'maxEventLoopDelayMs';
+  medianBy: 'rowsPerSec' | 'p99EventLoopDelayMs' | 'maxEventLoopDelayMs' | 'p99Ms';
   run(context: ScenarioContext): Promise<Measurement>;
 }
 

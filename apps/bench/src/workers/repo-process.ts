@@ -1,7 +1,7 @@
 import { defineWorker } from '@repo/launcher/worker';
 import { type MetricInput, type MetricsRepo, openMetricsRepo } from '@repo/metrics-repo';
-import { type BurstOutcome, issueBurst } from '../concurrent.ts';
-import { type EventLoopDelay, runMeasured } from '../measure.ts';
+import { type BurstOutcome, measureInsertBurst } from '../concurrent.ts';
+import type { EventLoopDelay } from '../measure.ts';
 import { metricRows } from '../workload.ts';
 
 export interface RepoProcessInput {
@@ -20,14 +20,7 @@ defineWorker<RepoProcessInput, { repo: MetricsRepo; rows: MetricInput[] }, RepoP
   },
   async run({ repo, rows }) {
     try {
-      const { value, ...eventLoop } = await runMeasured(() =>
-        issueBurst(
-          rows.length,
-          () => 1,
-          (i) => repo.insert(rows[i] as MetricInput),
-        ),
-      );
-      return { ...value, ...eventLoop };
+      return await measureInsertBurst(repo, rows);
     } finally {
       await repo.close();
     }

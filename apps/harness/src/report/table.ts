@@ -9,7 +9,7 @@ export interface Column {
 const columns: Column[] = [
   { header: 'target', value: (r) => r.target, alignLeft: true },
   { header: 'mode', value: (r) => r.mode, alignLeft: true },
-  { header: 'journal', value: (r) => r.journal, alignLeft: true },
+  { header: 'journal', value: (r) => (r.backend === 'postgres' ? 'pg' : r.journal), alignLeft: true },
   { header: 'writers', value: (r) => r.writers },
   { header: 'rows/w', value: (r) => r.rowsPerWriter },
   { header: 'prefill', value: (r) => r.prefill },

@@ -1,14 +1,20 @@
 import { type MetricsRepo, openMetricsRepo } from '@repo/metrics-repo';
+import { isPostgresTarget } from './pg-raw-writer.ts';
 import type { WriterTally } from './tally.ts';
 import { rowFor, type WriterInput } from './writer-input.ts';
 
 /** A writer's repository, or why it could not be opened. */
-export type RepoHandle = { repo: MetricsRepo } | { openError: unknown };
+export type RepoHandle = { repo: Pick<MetricsRepo, 'insert' | 'close'> } | { openError: unknown };
 
 /** Opens the repository with its defaults but the lock timeout. Never throws: a failed open fails that writer's rows. */
 export async function openRepo(input: WriterInput): Promise<RepoHandle> {
   try {
-    return { repo: await openMetricsRepo({ path: input.path, lockTimeoutMs: input.lockTimeoutMs }) };
+    const { path, lockTimeoutMs } = input;
+    // On PostgreSQL `path` holds the database's URL.
+    const repo = isPostgresTarget(input)
+      ? await openMetricsRepo({ url: path, lockTimeoutMs })
+      : await openMetricsRepo({ path, lockTimeoutMs });
+    return { repo };
   } catch (openError) {
     return { openError };
   }

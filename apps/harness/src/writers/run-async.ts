@@ -1,5 +1,6 @@
 import { cpuMsSince } from '../memory.ts';
-import { nextTurn, openRawConnection, type RawConnection, writeRawRows } from '../targets/raw-writer.ts';
+import { type AnyRawConnection, openAnyRawConnection, writeAnyRawRows } from '../targets/raw-connection.ts';
+import { nextTurn } from '../targets/raw-writer.ts';
 import { closeRepo, openRepo, writeRepoRows } from '../targets/repo-writer.ts';
 import { WriterTally } from '../targets/tally.ts';
 import type { WriterInput } from '../targets/writer-input.ts';
@@ -31,13 +32,13 @@ export async function runAsyncWriters(options: AsyncOptions): Promise<WritersRun
   let task: (index: number, tally: WriterTally) => Promise<void>;
   let finish: () => Promise<void> = async () => {};
   if (first.target === 'raw') {
-    const connections = inputs.map((writerInput) => {
-      const connection = openRawConnection(writerInput);
+    const connections: AnyRawConnection[] = [];
+    for (const writerInput of inputs) {
+      connections.push(await openAnyRawConnection(writerInput));
       hooks.onReady?.();
-      return connection;
-    });
+    }
     task = (index, tally) =>
-      writeRawRows(connections[index] as RawConnection, inputs[index] as WriterInput, index, tally);
+      writeAnyRawRows(connections[index] as AnyRawConnection, inputs[index] as WriterInput, index, tally);
   } else {
     const handle = await openRepo(first);
     for (let i = 0; i < count; i++) hooks.onReady?.();

@@ -1,7 +1,7 @@
 import { isMainThread } from 'node:worker_threads';
 import { defineWorker } from '@repo/launcher/worker';
 import { cpuMsSince, processPeakMemoryKb } from '../memory.ts';
-import { openRawConnection, type RawConnection, writeRawRows } from '../targets/raw-writer.ts';
+import { type AnyRawConnection, openAnyRawConnection, writeAnyRawRows } from '../targets/raw-connection.ts';
 import { closeRepo, openRepo, type RepoHandle, writeRepoRows } from '../targets/repo-writer.ts';
 import { type RowEvent, WriterTally } from '../targets/tally.ts';
 import type { WriterInput } from '../targets/writer-input.ts';
@@ -14,7 +14,7 @@ import type { WriterResult } from '../types.ts';
  */
 export type WriterProgress = { type: 'row'; event: RowEvent } | { type: 'result'; result: WriterResult };
 
-type WriterState = ({ raw: RawConnection } | { repo: RepoHandle }) & {
+type WriterState = ({ raw: AnyRawConnection } | { repo: RepoHandle }) & {
   input: WriterInput;
   watchdog: NodeJS.Timeout;
 };
@@ -26,7 +26,7 @@ type WriterState = ({ raw: RawConnection } | { repo: RepoHandle }) & {
 defineWorker<WriterInput, WriterState, WriterResult, WriterProgress>({
   async setup(input) {
     const watchdog = abandonAt(input.releaseDeadline);
-    if (input.target === 'raw') return { input, watchdog, raw: openRawConnection(input) };
+    if (input.target === 'raw') return { input, watchdog, raw: await openAnyRawConnection(input) };
     return { input, watchdog, repo: await openRepo(input) };
   },
   async run(state, { index, report }) {
@@ -35,7 +35,7 @@ defineWorker<WriterInput, WriterState, WriterResult, WriterProgress>({
     process.off('disconnect', exitOrphaned);
     const tally = new WriterTally(state.input.reportEachRow ? (event) => report({ type: 'row', event }) : undefined);
     if ('raw' in state) {
-      await writeRawRows(state.raw, state.input, index, tally);
+      await writeAnyRawRows(state.raw, state.input, index, tally);
     } else {
       await writeRepoRows(state.repo, state.input, index, tally);
       await closeRepo(state.repo);

@@ -1,4 +1,4 @@
-import { type MetricsDatabase, metrics, OpenDatabaseError, openDatabase } from '@repo/db';
+import { type MetricsDatabase, metrics, OpenDatabaseError, openDatabase, tracePhases } from '@repo/db';
 import { and, count, eq, gte, lt, type SQL } from 'drizzle-orm';
 import type { ResolvedSqliteOptions } from '../options.ts';
 import { WriteQueue } from '../queue.ts';
@@ -25,12 +25,17 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
     () => openDatabase(options.path, { busyTimeoutMs: 0, synchronous: options.synchronous }),
     deadline,
   );
+  const trace = tracePhases('open');
   try {
     const identity = captureIdentity(opened.path, opened.sqlite.pragma('page_size', { simple: true }) as number);
     const queue = new WriteQueue(options, opened.path);
     const writer = new SqliteWriter(opened.sqlite, opened.path, identity, queue, options.maxBatchRows);
+    trace.mark('repo-setup');
     return {
-      db: opened.db,
+      // A getter: Drizzle's database is built on first use (see @repo/db).
+      get db() {
+        return opened.db;
+      },
       queue,
       location: opened.path,
       count: (filter) => countRows(opened.db, opened.path, identity, filter, options.lockTimeoutMs),

@@ -1,4 +1,4 @@
-import { isBusyError, type Metric, metrics, sqliteCodeOf } from '@repo/db';
+import { isBusyError, type Metric, metrics, sqliteCodeOf, tracePhases } from '@repo/db';
 import { Mutex } from 'async-mutex';
 import type BetterSqlite3 from 'better-sqlite3';
 import { getTableName } from 'drizzle-orm';
@@ -51,9 +51,11 @@ export class SqliteWriter {
     await this.mutex.runExclusive(async () => {
       await this.drainLoop();
       if (this.connectionOpen) {
+        const trace = tracePhases('close');
         this.connectionOpen = false;
         await this.checkpointer.close();
         this.sqlite.close();
+        trace.mark('close');
       }
     });
   }
@@ -107,6 +109,7 @@ export class SqliteWriter {
 
   private async drainLoop(): Promise<void> {
     const backoff = new Backoff();
+    let trace = tracePhases('write');
     while (this.queue.hasJobs && this.connectionOpen) {
       let began: boolean;
       try {
@@ -122,9 +125,14 @@ export class SqliteWriter {
         continue;
       }
       backoff.reset();
+      trace.mark('lock-wait');
       this.commitNextBatch(false);
+      trace.mark('commit');
       // Between transactions, timers and I/O of the host process run, and other connections get a chance at the lock.
-      if (this.queue.hasJobs) await yieldToEventLoop();
+      if (this.queue.hasJobs) {
+        await yieldToEventLoop();
+        trace = tracePhases('write');
+      }
     }
   }
 
@@ -144,8 +152,8 @@ export class SqliteWriter {
   private commitBatch(batch: Job[], inline: boolean): void {
     let outcomes: JobOutcome[];
     try {
-      outcomes = this.writeBatch(batch);
-      this.sqlite.exec('COMMIT');
+      outcomes = batch.length === 1 ? this.writeAlone(batch[0] as Job) : this.writeBatch(batch);
+      if (this.sqlite.inTransaction) this.sqlite.exec('COMMIT');
     } catch (error) {
       if (this.sqlite.inTransaction) this.sqlite.exec('ROLLBACK');
       // Nothing was committed: a lost lock sends the batch back to the front of the queue, in order.
@@ -155,6 +163,21 @@ export class SqliteWriter {
     }
     this.queue.settle(batch, outcomes, inline);
     this.checkpointer.afterCommit();
+  }
+
+  /**
+   * A batch of one job (a lone process's single insert, typically) needs no
+   * savepoint: if its row fails, the whole transaction is rolled back, and it
+   * held nothing else.
+   */
+  private writeAlone(job: Job): JobOutcome[] {
+    try {
+      return [this.writeJob(job)];
+    } catch (failure) {
+      if (isBusyError(causeOf(failure)) || !this.sqlite.inTransaction) throw causeOf(failure);
+      this.sqlite.exec('ROLLBACK');
+      return [rowError(failure)];
+    }
   }
 
   /**

@@ -1,0 +1,108 @@
+import { type Phase, phaseChannel } from '@repo/db';
+import { defineWorker } from '@repo/launcher/worker';
+import { openMetricsRepo } from '@repo/metrics-repo';
+import BetterSqlite3 from 'better-sqlite3';
+
+/**
+ * One short-lived writer, the scenario this project started from: after the
+ * release it opens the file, records one row and closes, the way naive code
+ * (`raw`: better-sqlite3 with the driver's 5 s busy timeout, a prepared INSERT,
+ * autocommit) or the repository (`repo`: openMetricsRepo, insert, close) does.
+ */
+export interface OneshotInput {
+  path: string;
+  target: 'raw' | 'repo';
+  index: number;
+}
+
+export interface OneshotResult {
+  /** From the release to the row's acknowledgement (the INSERT returned / the promise resolved). */
+  latencyMs: number;
+  /** From the release to the end of close. */
+  totalMs: number;
+  /** CPU (user + system) of this process or thread's process from the release to the end of close. */
+  cpuMs: number;
+  /** From the start of the process (or thread) to the barrier, and the CPU it took. */
+  startupMs: number;
+  startupCpuMs: number;
+  /** Where the time went, phase by phase (the repository's published ones, or raw's own). */
+  phases: Phase[];
+  error?: string;
+}
+
+const cpuMsSince = (start: NodeJS.CpuUsage) => {
+  const used = process.cpuUsage(start);
+  return (used.user + used.system) / 1000;
+};
+
+defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuMs: number }, OneshotResult>({
+  setup(input) {
+    // performance.now() counts from the start of this process (or thread).
+    return { input, startupMs: performance.now(), startupCpuMs: cpuMsSince({ user: 0, system: 0 }) };
+  },
+  async run({ input, startupMs, startupCpuMs }) {
+    const phases: Phase[] = [];
+    const collect = (message: unknown) => phases.push(message as Phase);
+    phaseChannel.subscribe(collect);
+    const start = performance.now();
+    const cpu = process.cpuUsage();
+    let latencyMs = Number.NaN;
+    let error: string | undefined;
+    const row = { name: 'oneshot', value: input.index, labels: { writer: String(input.index) } };
+    try {
+      if (input.target === 'raw') {
+        let mark = performance.now();
+        let markCpu = process.cpuUsage();
+        const phase = (name: string) => {
+          phases.push({ scope: 'raw', phase: name, wallMs: performance.now() - mark, cpuMs: cpuMsSince(markCpu) });
+          mark = performance.now();
+          markCpu = process.cpuUsage();
+        };
+        const db = new BetterSqlite3(input.path, { timeout: 5000 });
+        phase('connection');
+        db.prepare('INSERT INTO metrics (name, value, recorded_at, labels) VALUES (?, ?, ?, ?)').run(
+          row.name,
+          row.value,
+          Date.now(),
+          JSON.stringify(row.labels),
+        );
+        latencyMs = performance.now() - start;
+        phase('insert (lock wait + commit)');
+        db.close();
+        phase('close');
+      } else {
+        // The caller's own view, around each call: what the library's phases leave out shows in the difference.
+        let mark = performance.now();
+        let markCpu = process.cpuUsage();
+        const call = (name: string) => {
+          phases.push({ scope: 'call', phase: name, wallMs: performance.now() - mark, cpuMs: cpuMsSince(markCpu) });
+          mark = performance.now();
+          markCpu = process.cpuUsage();
+        };
+        const repo = await openMetricsRepo({ path: input.path });
+        call('openMetricsRepo');
+        await repo.insert(row);
+        latencyMs = performance.now() - start;
+        call('insert');
+        await repo.close();
+        call('close');
+      }
+    } catch (caught) {
+      error =
+        caught instanceof Error
+          ? `${(caught as { code?: string }).code ?? caught.name}: ${caught.message}`
+          : String(caught);
+    } finally {
+      phaseChannel.unsubscribe(collect);
+    }
+    return {
+      latencyMs,
+      totalMs: performance.now() - start,
+      cpuMs: cpuMsSince(cpu),
+      startupMs,
+      startupCpuMs,
+      phases,
+      ...(error === undefined ? {} : { error }),
+    };
+  },
+});

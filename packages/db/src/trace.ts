@@ -1,0 +1,45 @@
+import { channel } from 'node:diagnostics_channel';
+
+/**
+ * Where the time of opening and writing goes, for profilers: each finished phase
+ * is published on the `metrics-db:phase` diagnostics channel as a {@link Phase}.
+ * Nothing is measured, and nothing allocated, unless someone subscribed.
+ */
+export const phaseChannel = channel('metrics-db:phase');
+
+export interface Phase {
+  /** What the phase belongs to: `open`, `write`, `close`. */
+  scope: string;
+  /** The phase that just ended (`connection`, `pragmas`, `lock-wait`, `commit`...). */
+  phase: string;
+  wallMs: number;
+  /** CPU time of the whole process (user + system) during the phase. */
+  cpuMs: number;
+}
+
+export interface PhaseTrace {
+  /** Publishes the phase that ends now (it began at the previous mark, or when the trace started). */
+  mark(phase: string): void;
+}
+
+const silent: PhaseTrace = { mark() {} };
+
+export function tracePhases(scope: string): PhaseTrace {
+  if (!phaseChannel.hasSubscribers) return silent;
+  let wall = performance.now();
+  let cpu = process.cpuUsage();
+  return {
+    mark(phase) {
+      const used = process.cpuUsage(cpu);
+      const message: Phase = {
+        scope,
+        phase,
+        wallMs: performance.now() - wall,
+        cpuMs: (used.user + used.system) / 1000,
+      };
+      phaseChannel.publish(message);
+      wall = performance.now();
+      cpu = process.cpuUsage();
+    },
+  };
+}
