@@ -56,7 +56,7 @@ describe('--scenario service: a short run', () => {
       expect(table).toContain(label);
     }
     expect(serviceVerdict(results)).toMatch(/^service: repo 0 failed, 0 lost, \/healthz p99 .+; raw /);
-    // The p99 target is the harness's to judge on a quiet machine, not this test's.
-    expect(serviceProblems(results, settings).filter((problem) => !problem.includes('/healthz p99'))).toEqual([]);
+    // The /healthz p99 target (serviceTargetMisses) is a speed figure: the harness's to judge, not this test's.
+    expect(serviceProblems(results, settings)).toEqual([]);
   });
 });

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { describeRun } from '../report/run-info.ts';
 import { runServiceComparison, serviceScenarioDefaults } from './run-service.ts';
-import { formatServiceTable, serviceProblems, serviceVerdict } from './service-report.ts';
+import { formatServiceTable, serviceProblems, serviceTargetMisses, serviceVerdict } from './service-report.ts';
 
 /** `pnpm harness --scenario service`: runs the comparison, prints the table and the verdict; resolves with the exit code. */
 export async function runServiceScenario(argv: readonly string[], jsonPath: string | undefined): Promise<number> {
@@ -21,7 +21,7 @@ export async function runServiceScenario(argv: readonly string[], jsonPath: stri
     writeFileSync(jsonPath, `${JSON.stringify({ info, settings, results }, null, 2)}\n`);
     process.stdout.write(`wrote ${jsonPath}\n`);
   }
-  const problems = serviceProblems(results, settings);
+  const problems = [...serviceProblems(results, settings), ...serviceTargetMisses(results)];
   if (problems.length > 0) {
     process.stdout.write(`\nFAIL:\n${problems.map((problem) => `  ${problem}`).join('\n')}\n`);
     return 1;

@@ -35,7 +35,7 @@ export interface ServiceScenarioSettings {
 
 export const serviceScenarioDefaults: ServiceScenarioSettings = {
   durationMs: 10_000,
-  connections: 8,
+  connections: 4,
   maxRequests: 1_000_000,
   healthzIntervalMs: 10,
   writers: 3,

@@ -71,7 +71,7 @@ export function formatServiceTable(results: readonly ServiceRunResult[], setting
   ].join('\n');
 }
 
-/** What the repository's service must show; empty when it did. */
+/** What must hold for both services (nothing acknowledged lost) and for the repository's (nothing failed); empty when it did. */
 export function serviceProblems(results: readonly ServiceRunResult[], settings: ServiceScenarioSettings): string[] {
   const problems: string[] = [];
   for (const result of results) {
@@ -89,13 +89,20 @@ export function serviceProblems(results: readonly ServiceRunResult[], settings: 
     const failed = result.post.non2xx + result.post.errors;
     if (failed > 0) problems.push(`${name}: ${failed} POST /metrics requests failed`);
     if (result.healthz.failed > 0) problems.push(`${name}: ${result.healthz.failed} /healthz probes failed`);
-    if ((result.healthz.p99Ms ?? Number.POSITIVE_INFINITY) > healthzP99TargetMs) {
-      problems.push(`${name}: /healthz p99 ${ms(result.healthz.p99Ms)} ms, over the ${healthzP99TargetMs} ms target`);
-    }
     if (result.writers.failed > 0) problems.push(`${name}: ${result.writers.failed} writer rows failed`);
     if (result.shutdown.exitCode !== 0) problems.push(`${name}: shutdown exit code ${result.shutdown.exitCode}`);
   }
   return problems;
+}
+
+/** The speed target: the repository's service keeps /healthz p99 within 20 ms through the foreign lock. Empty when met. */
+export function serviceTargetMisses(results: readonly ServiceRunResult[]): string[] {
+  return results
+    .filter((result) => result.target === 'repo')
+    .filter((result) => (result.healthz.p99Ms ?? Number.POSITIVE_INFINITY) > healthzP99TargetMs)
+    .map(
+      (result) => `repo service: /healthz p99 ${ms(result.healthz.p99Ms)} ms, over the ${healthzP99TargetMs} ms target`,
+    );
 }
 
 /** One line: `service: repo 0 failed, /healthz p99 3 ms, longest stall 12 ms; raw /healthz p99 2,010 ms, ...`. */
