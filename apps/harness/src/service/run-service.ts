@@ -136,8 +136,18 @@ export async function runServiceTarget(
       await service.eventLoop(true);
       const backgroundDone = background.run({ timeoutMs: settings.durationMs + settings.lockHoldMs + 60_000 });
       const poller = pollHealthz(service.url, settings.healthzIntervalMs);
-      const post = await drivePosts(service.url, tag, settings);
-      const stall = await service.eventLoop();
+      let post: Awaited<ReturnType<typeof drivePosts>>;
+      let stall: EventLoopStall;
+      try {
+        post = await drivePosts(service.url, tag, settings);
+        stall = await service.eventLoop();
+      } catch (error) {
+        await poller.stop();
+        // Ends run() too: its outcomes are of no use now.
+        for (let index = 0; index < background.count; index++) background.kill(index);
+        await backgroundDone.catch(() => {});
+        throw error;
+      }
       const healthz = await poller.stop();
       const shutdown = await service.stop();
       const outcomes = await backgroundDone;
