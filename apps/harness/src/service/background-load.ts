@@ -3,6 +3,7 @@ import { type MetricsRepo, openMetricsRepo } from '@repo/metrics-repo';
 import BetterSqlite3 from 'better-sqlite3';
 import { WriterTally } from '../targets/tally.ts';
 import type { WriterResult } from '../types.ts';
+import { type PollResult, pollHealthz } from './healthz-poller.ts';
 
 /** What runs beside the service, each in a process of its own: writers on the same file, and one foreign lock. */
 export type BackgroundInput =
@@ -13,6 +14,13 @@ export type BackgroundInput =
       /** Insert one row after the other for this long after the release, pausing `pauseMs` between rows. */
       durationMs: number;
       pauseMs: number;
+    }
+  | {
+      role: 'prober';
+      /** The service's URL: GET /healthz every `intervalMs` for `durationMs`. */
+      url: string;
+      intervalMs: number;
+      durationMs: number;
     }
   | {
       role: 'lock';
@@ -29,7 +37,10 @@ export interface ForeignLockResult {
   heldMs: number;
 }
 
-export type BackgroundResult = ({ role: 'writer' } & WriterResult) | ForeignLockResult;
+export type BackgroundResult =
+  | ({ role: 'writer' } & WriterResult)
+  | ({ role: 'prober' } & PollResult)
+  | ForeignLockResult;
 
 type State = { input: BackgroundInput; repo?: MetricsRepo };
 
@@ -37,17 +48,23 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Other processes recording into the service's file while it is under load
- * (through the repository, as well-behaved neighbours), and another one that
+ * (through the repository, as well-behaved neighbours); another one that
  * takes the write lock with BEGIN IMMEDIATE and sits on it, as a long
- * transaction or a backup would.
+ * transaction or a backup would; and the /healthz prober, in a process of its
+ * own so that the load generator's work does not delay its probes or their timing.
  */
 defineWorker<BackgroundInput, State, BackgroundResult>({
   async setup(input) {
-    if (input.role === 'lock') return { input };
+    if (input.role !== 'writer') return { input };
     return { input, repo: await openMetricsRepo({ path: input.path }) };
   },
   async run({ input, repo }) {
     const released = performance.now();
+    if (input.role === 'prober') {
+      const poller = pollHealthz(input.url, input.intervalMs);
+      await sleep(input.durationMs);
+      return { role: 'prober', ...(await poller.stop()) };
+    }
     if (input.role === 'lock') {
       await sleep(input.atMs);
       // Its own process: SQLite's busy wait (for a writer's short commit) blocks nothing else.

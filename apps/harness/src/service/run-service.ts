@@ -10,7 +10,7 @@ import { inspectDatabaseFile } from '../inspect-file.ts';
 import { prepareDatabaseFile } from '../prepare-file.ts';
 import { percentile, round2 } from '../stats.ts';
 import type { BackgroundInput, BackgroundResult, ForeignLockResult } from './background-load.ts';
-import { pollHealthz } from './healthz-poller.ts';
+import type { PollResult } from './healthz-poller.ts';
 import { type ServiceTarget, startServiceProcess } from './service-process.ts';
 
 /** The load of `--scenario service`. Times in ms. */
@@ -116,17 +116,27 @@ export async function runServiceTarget(
       const background = await launch<BackgroundInput, BackgroundResult, never>({
         entry: backgroundEntry,
         kind: 'process',
-        count: settings.writers + 1,
-        input: (index): BackgroundInput =>
-          index < settings.writers
-            ? {
-                role: 'writer',
-                path,
-                rowName: writerRowName,
-                durationMs: settings.durationMs,
-                pauseMs: settings.writerPauseMs,
-              }
-            : { role: 'lock', path, atMs: settings.lockAtMs, holdMs: settings.lockHoldMs },
+        count: settings.writers + 2,
+        input: (index): BackgroundInput => {
+          if (index === settings.writers) {
+            return { role: 'lock', path, atMs: settings.lockAtMs, holdMs: settings.lockHoldMs };
+          }
+          if (index === settings.writers + 1) {
+            return {
+              role: 'prober',
+              url: service.url,
+              intervalMs: settings.healthzIntervalMs,
+              durationMs: settings.durationMs,
+            };
+          }
+          return {
+            role: 'writer',
+            path,
+            rowName: writerRowName,
+            durationMs: settings.durationMs,
+            pauseMs: settings.writerPauseMs,
+          };
+        },
       });
       if (background.setupFailures.length > 0) {
         await background.terminate();
@@ -135,30 +145,32 @@ export async function runServiceTarget(
 
       await service.eventLoop(true);
       const backgroundDone = background.run({ timeoutMs: settings.durationMs + settings.lockHoldMs + 60_000 });
-      const poller = pollHealthz(service.url, settings.healthzIntervalMs);
       let post: Awaited<ReturnType<typeof drivePosts>>;
-      let stall: EventLoopStall;
       try {
         post = await drivePosts(service.url, tag, settings);
-        stall = await service.eventLoop();
       } catch (error) {
-        await poller.stop();
         // Ends run() too: its outcomes are of no use now.
         for (let index = 0; index < background.count; index++) background.kill(index);
         await backgroundDone.catch(() => {});
         throw error;
       }
-      const healthz = await poller.stop();
-      const shutdown = await service.stop();
+      // The prober's last probes are answered by now: it stops with the load.
       const outcomes = await backgroundDone;
+      const stall = await service.eventLoop();
+      const shutdown = await service.stop();
 
       const writers = { acked: 0, failed: 0, stored: 0, errors: {} as Record<string, number> };
       let lock: ForeignLockResult | undefined;
+      let healthz: PollResult = { latenciesMs: [], failed: 0 };
       for (const outcome of outcomes) {
         if (!outcome.ok) throw new Error(`service: a background process failed: ${outcome.error.message}`);
         const result = outcome.result;
         if (result.role === 'lock') {
           lock = result;
+          continue;
+        }
+        if (result.role === 'prober') {
+          healthz = result;
           continue;
         }
         writers.acked += result.acked;
