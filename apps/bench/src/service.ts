@@ -23,6 +23,7 @@ export const quickServiceBenchSizes: ServiceScenarioSettings = {
   writers: 1,
   lockAtMs: 300,
   lockHoldMs: 500,
+  baselineMs: 200,
 };
 
 export interface ServiceBenchReport {

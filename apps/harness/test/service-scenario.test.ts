@@ -27,6 +27,7 @@ describe('--scenario service: a short run', () => {
     lockAtMs: 400,
     lockHoldMs: 800,
     busyTimeoutMs: 5_000,
+    baselineMs: 200,
   };
 
   it('runs raw and repo side by side; nothing acknowledged is lost; the raw service stalls through the lock', async () => {
@@ -43,6 +44,7 @@ describe('--scenario service: a short run', () => {
       expect(result.lock?.heldMs, result.target).toBeGreaterThanOrEqual(settings.lockHoldMs - 5);
       expect(result.shutdown.exitCode, result.target).toBe(0);
       expect(result.healthz.requests, result.target).toBeGreaterThan(0);
+      expect(result.idleStall.windowMs, result.target).toBeGreaterThanOrEqual(150);
     }
     const [raw, repo] = results as [(typeof results)[0], (typeof results)[0]];
     expect(repo.post.non2xx + repo.post.errors).toBe(0);

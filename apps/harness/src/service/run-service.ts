@@ -31,6 +31,8 @@ export interface ServiceScenarioSettings {
   lockHoldMs: number;
   /** The raw service's SQLite busy timeout. */
   busyTimeoutMs: number;
+  /** The service idles this long before the load, its event loop measured: the machine's own noise, same run. */
+  baselineMs: number;
 }
 
 export const serviceScenarioDefaults: ServiceScenarioSettings = {
@@ -43,6 +45,7 @@ export const serviceScenarioDefaults: ServiceScenarioSettings = {
   lockAtMs: 4_000,
   lockHoldMs: 2_000,
   busyTimeoutMs: 5_000,
+  baselineMs: 2_000,
 };
 
 export interface LatencyFigures {
@@ -77,6 +80,8 @@ export interface ServiceRunResult {
   writers: { acked: number; failed: number; stored: number; errors: Record<string, number> };
   /** The service's own measure of its event loop during the load. */
   stall: EventLoopStall;
+  /** The same, while it idled just before the load: what the machine alone costs. */
+  idleStall: EventLoopStall;
   lock: ForeignLockResult | undefined;
   shutdown: { exitCode: number | null; shutdownMs: number };
   integrity: string;
@@ -144,6 +149,8 @@ export async function runServiceTarget(
       }
 
       await service.eventLoop(true);
+      await new Promise((resolve) => setTimeout(resolve, settings.baselineMs));
+      const idleStall = await service.eventLoop(true);
       const backgroundDone = background.run({ timeoutMs: settings.durationMs + settings.lockHoldMs + 60_000 });
       let post: Awaited<ReturnType<typeof drivePosts>>;
       try {
@@ -190,6 +197,7 @@ export async function runServiceTarget(
         lost: inspection.missingAcked ?? ackedEventIds.length,
         writers,
         stall,
+        idleStall,
         lock,
         shutdown: { exitCode: shutdown.exitCode, shutdownMs: shutdown.shutdownMs },
         integrity: inspection.integrity,

@@ -29,6 +29,7 @@ const rows: Row[] = [
   ],
   ['longest event-loop stall ms (in service)', (r) => ms(r.stall.maxMs)],
   ['event-loop stall p99 ms (in service)', (r) => ms(r.stall.p99Ms)],
+  ['same, idle before the load: max / p99 ms', (r) => `${ms(r.idleStall.maxMs)} / ${ms(r.idleStall.p99Ms)}`],
   ['foreign lock held ms (taken at ms)', (r) => (r.lock ? `${r.lock.heldMs} (${r.lock.takenAtMs})` : '-')],
   ['shutdown (SIGTERM): exit code, ms', (r) => `${r.shutdown.exitCode ?? 'signal'}, ${r.shutdown.shutdownMs}`],
   ['integrity_check', (r) => r.integrity],
@@ -63,7 +64,7 @@ export function formatServiceTable(results: readonly ServiceRunResult[], setting
     `service: one service process per target, on a fresh file; autocannon POST /metrics (${settings.connections} connections, ` +
       `${settings.durationMs / 1000} s), GET /healthz every ${settings.healthzIntervalMs} ms; ${settings.writers} writer processes ` +
       `on the same file; another process holds the write lock (BEGIN IMMEDIATE) ${settings.lockHoldMs} ms from ${settings.lockAtMs} ms; ` +
-      `raw busy timeout ${settings.busyTimeoutMs} ms`,
+      `raw busy timeout ${settings.busyTimeoutMs} ms; each service idles ${settings.baselineMs} ms first (the machine's own stalls)`,
     '',
     line(header),
     line(widths.map((width) => '-'.repeat(width))),
