@@ -49,7 +49,7 @@ HTTP service
                            5000 ms), once through the repository, each under autocannon load on
                            POST /metrics with /healthz probed every 10 ms, 3 writer processes on the
                            same file and a foreign write lock held 2 s; prints both side by side and a
-                           verdict (about 40 s; exit 1 when the repository's service failed a request,
+                           verdict (about 30 s; exit 1 when the repository's service failed a request,
                            lost a row or let /healthz p99 pass 20 ms). Takes --json FILE.
 
 Files and output
