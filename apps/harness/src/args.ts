@@ -146,8 +146,11 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
         throw new UsageError(`--${flag} is about SQLite files; it cannot be used with --backend postgres`);
     }
   }
-  if (options.scenario !== undefined && !options.defaultSuite) {
-    throw new UsageError('--scenario service sets up its own load: it takes none of the writer-scenario options');
+  if (options.scenario !== undefined) {
+    const ignored = ['db', 'keep', 'report', 'timeout', 'busy-timeout', 'lock-timeout', 'backend'] as const;
+    if (!options.defaultSuite || ignored.some((name) => values[name] !== undefined)) {
+      throw new UsageError('--scenario service sets up its own load and files: it takes only --json');
+    }
   }
   if (options.reportPath !== undefined && !/\.html?$/i.test(options.reportPath)) {
     throw new UsageError(`--report needs a file name ending in .html, got ${JSON.stringify(options.reportPath)}`);

@@ -9,7 +9,8 @@ describe('--scenario service: flags', () => {
     expect(parseHarnessArgs(['--scenario', 'service', '--json', 'x.json']).jsonPath).toBe('x.json');
     expect(parseHarnessArgs([]).scenario).toBeUndefined();
     expect(() => parseHarnessArgs(['--scenario', 'web'])).toThrow(UsageError);
-    expect(() => parseHarnessArgs(['--scenario', 'service', '--writers', '5'])).toThrow(/takes none of/);
+    expect(() => parseHarnessArgs(['--scenario', 'service', '--writers', '5'])).toThrow(/takes only --json/);
+    expect(() => parseHarnessArgs(['--scenario', 'service', '--db', 'x.db'])).toThrow(/takes only --json/);
   });
 });
 
