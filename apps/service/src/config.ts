@@ -8,8 +8,8 @@ export class ConfigError extends Error {
 
 /**
  * The service's settings from the environment: `PORT` (default 3000), `HOST`
- * (default 127.0.0.1), `METRICS_DB` (default `metrics.db`), `LOG_LEVEL`
- * (default info). Throws ConfigError naming the variable.
+ * (default 127.0.0.1), `DATABASE_URL` (PostgreSQL, when set) or `METRICS_DB`
+ * (default `metrics.db`), `LOG_LEVEL` (default info). Throws ConfigError naming the variable.
  */
 export function startOptionsFromEnv(env: NodeJS.ProcessEnv): StartOptions {
   return {

@@ -17,11 +17,8 @@ export interface MetricsStore {
   close(): Promise<void>;
 }
 
-/**
- * Where the metrics go. Today a SQLite file; a PostgreSQL backend (`{ url }`)
- * is one more variant here and one more branch in `openStore` and `storageFromEnv`.
- */
-export type StorageConfig = { kind: 'sqlite'; path: string };
+/** Where the metrics go: a SQLite file, or a PostgreSQL database. A new backend is one more variant and one more branch below. */
+export type StorageConfig = { kind: 'sqlite'; path: string } | { kind: 'postgres'; url: string };
 
 /** Repository settings the service chooses for a request/response workload (see `serviceDefaults`). */
 export interface StoreTuning {
@@ -33,29 +30,41 @@ export interface StoreTuning {
 
 /** The one place that turns a storage choice into an open store. */
 export async function openStore(storage: StorageConfig, tuning: StoreTuning): Promise<MetricsStore> {
+  // 'reject': a full queue answers 503 at once; a request parked behind it would only hold a connection.
+  const common = {
+    lockTimeoutMs: tuning.lockTimeoutMs,
+    maxQueuedRows: tuning.maxQueuedRows,
+    onQueueFull: 'reject',
+  } as const;
   switch (storage.kind) {
     case 'sqlite':
-      // 'reject': a full queue answers 503 at once; a request parked behind it would only hold a connection.
-      return openMetricsRepo({
-        path: storage.path,
-        lockTimeoutMs: tuning.lockTimeoutMs,
-        maxQueuedRows: tuning.maxQueuedRows,
-        onQueueFull: 'reject',
-      });
+      return openMetricsRepo({ path: storage.path, ...common });
+    case 'postgres':
+      return openMetricsRepo({ url: storage.url, ...common });
   }
 }
 
 /**
- * The storage named by the environment: `METRICS_DB`, a SQLite file, default
- * `metrics.db`. A relative path means the directory the command was typed in
- * (`pnpm service` runs the script in apps/service but keeps that in `INIT_CWD`).
+ * The storage named by the environment: `DATABASE_URL` (PostgreSQL) when set,
+ * otherwise `METRICS_DB`, a SQLite file, default `metrics.db`. A relative path
+ * means the directory the command was typed in (`pnpm service` runs the script
+ * in apps/service but keeps that in `INIT_CWD`).
  */
 export function storageFromEnv(env: NodeJS.ProcessEnv): StorageConfig {
+  const url = env.DATABASE_URL?.trim();
+  if (url) return { kind: 'postgres', url };
   const path = env.METRICS_DB?.trim() || 'metrics.db';
   return { kind: 'sqlite', path: resolve(env.INIT_CWD ?? process.cwd(), path) };
 }
 
 /** The storage for logs and errors: never a password. */
 export function describeStorage(storage: StorageConfig): string {
-  return `SQLite file ${storage.path}`;
+  if (storage.kind === 'sqlite') return `SQLite file ${storage.path}`;
+  try {
+    const url = new URL(storage.url);
+    url.password = '';
+    return `PostgreSQL ${url.href}`;
+  } catch {
+    return 'PostgreSQL (an unparsable DATABASE_URL, not shown)';
+  }
 }
