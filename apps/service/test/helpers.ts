@@ -75,8 +75,10 @@ export interface CliProcess {
 }
 
 export function startCli(env: Record<string, string>, readyTimeoutMs = 20_000): Promise<CliProcess> {
+  // DATABASE_URL (set when CI runs against a PostgreSQL server) would take precedence over METRICS_DB.
+  const { DATABASE_URL: _chosenByTheTest, ...inherited } = process.env;
   const child = spawn(process.execPath, ['--import', 'tsx', cliPath], {
-    env: { ...process.env, PORT: '0', LOG_LEVEL: 'info', ...env },
+    env: { ...inherited, PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
