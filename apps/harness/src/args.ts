@@ -43,6 +43,8 @@ export interface HarnessOptions {
   chaos: Chaos;
   /** Per scenario, ms. */
   timeoutMs: number;
+  /** `--scenario service`: the HTTP service comparison (src/service/) instead of writer scenarios. */
+  scenario: 'service' | undefined;
 }
 
 export const defaults = {
@@ -95,6 +97,7 @@ const optionSpec = {
   chaos: { type: 'string' },
   timeout: { type: 'string' },
   backend: { type: 'string' },
+  scenario: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -135,11 +138,18 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
     limitCap: integer('--limit-cap', values['limit-cap'], 2, 100_000) ?? defaults.limitCap,
     chaos,
     timeoutMs: (integer('--timeout', values.timeout, 1, 86_400) ?? defaults.timeoutSeconds) * 1000,
+    scenario: oneOf('--scenario', values.scenario, ['service'] as const),
   };
   if (options.backend === 'postgres') {
     for (const flag of ['journal', 'db', 'keep', 'busy-timeout'] as const) {
       if (values[flag] !== undefined)
         throw new UsageError(`--${flag} is about SQLite files; it cannot be used with --backend postgres`);
+    }
+  }
+  if (options.scenario !== undefined) {
+    const ignored = ['db', 'keep', 'report', 'timeout', 'busy-timeout', 'lock-timeout', 'backend'] as const;
+    if (!options.defaultSuite || ignored.some((name) => values[name] !== undefined)) {
+      throw new UsageError('--scenario service sets up its own load and files: it takes only --json');
     }
   }
   if (options.reportPath !== undefined && !/\.html?$/i.test(options.reportPath)) {

@@ -11,6 +11,7 @@ import { describeRun } from './report/run-info.ts';
 import { formatTable } from './report/table.ts';
 import { removeTemporaryFiles, runScenario } from './run-scenario.ts';
 import { describeScenario, planScenarios } from './scenarios.ts';
+import { runServiceScenario } from './service/main.ts';
 import { problemsOf } from './summarize.ts';
 import type { RunSettings, ScenarioResult, ScenarioSpec } from './types.ts';
 
@@ -37,6 +38,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     jsonPath: fromCaller(options.jsonPath),
     reportPath: fromCaller(options.reportPath),
   };
+  if (options.scenario === 'service') return runServiceScenario(argv, options.jsonPath);
 
   const info = describeRun(argv);
   const postgres =
