@@ -3,6 +3,7 @@ import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runBench, scenarios } from './bench.ts';
 import { type BenchSizes, fullSizes, quickSizes } from './config.ts';
+import { formatServiceBench, quickServiceBenchSizes, runServiceBench, serviceBenchSizes } from './service.ts';
 import { formatReport } from './table.ts';
 
 const usage = `Usage: pnpm bench [options]
@@ -15,6 +16,8 @@ Options:
   --quick         a tiny smoke run (seconds): checks that everything works, measures nothing useful
   --runs N        run every scenario N times, interleaved, and report the median run (default ${fullSizes.runs}; 1 with --quick)
   --only A,B      run only these scenarios: ${scenarios.map((scenario) => scenario.name).join(', ')}
+  --service       instead: the HTTP service under load, raw vs repository (the harness's --scenario service,
+                  6 s per target), with same-run ratios of /healthz p99 and the longest event-loop stall
   --help          print this help
 
 Exit status: 0 when every run stored exactly the rows it acknowledged, 1 when not, 2 for bad options.`;
@@ -23,6 +26,9 @@ class UsageError extends Error {}
 
 interface CliOptions {
   sizes: BenchSizes;
+  /** `--service`: the HTTP service comparison instead of the scenarios; `quick` shortens it. */
+  service: boolean;
+  quick: boolean;
   jsonFile: string | undefined;
   only: string[] | undefined;
 }
@@ -54,7 +60,13 @@ function parseCli(args: string[]): CliOptions | 'help' {
       throw new UsageError(`--only: unknown scenario ${unknown.join(', ') || '(none given)'}`);
     }
   }
-  return { sizes: { ...base, runs }, jsonFile: values.json, only };
+  return {
+    sizes: { ...base, runs },
+    jsonFile: values.json,
+    only,
+    service: values.service ?? false,
+    quick: values.quick ?? false,
+  };
 }
 
 function parseFlags(args: string[]) {
@@ -68,6 +80,7 @@ function parseFlags(args: string[]) {
       quick: { type: 'boolean' },
       runs: { type: 'string' },
       only: { type: 'string' },
+      service: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -86,6 +99,13 @@ async function main(args: string[]): Promise<number> {
     process.stdout.write(`${usage}\n`);
     return 0;
   }
+  if (options.service) {
+    const sizes = options.quick ? quickServiceBenchSizes : serviceBenchSizes;
+    const serviceReport = await runServiceBench(sizes, (line) => process.stderr.write(`${line}\n`));
+    process.stdout.write(`\n${formatServiceBench(serviceReport)}\n`);
+    writeJsonReport(options.jsonFile, serviceReport);
+    return serviceReport.problems.length === 0 ? 0 : 1;
+  }
   const report = await runBench({
     sizes: options.sizes,
     args,
@@ -93,15 +113,18 @@ async function main(args: string[]): Promise<number> {
     onProgress: (line) => process.stderr.write(`${line}\n`),
   });
   process.stdout.write(`\n${formatReport(report)}\n`);
-  if (options.jsonFile !== undefined) {
-    // Relative to where the user typed the command: pnpm runs this script from apps/bench.
-    const file = resolve(process.env.INIT_CWD ?? process.cwd(), options.jsonFile);
-    mkdirSync(dirname(file), { recursive: true });
-    // fd-safe: the JSON report the user asked for
-    writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
-    process.stderr.write(`bench: wrote ${file}\n`);
-  }
+  writeJsonReport(options.jsonFile, report);
   return report.correct ? 0 : 1;
+}
+
+function writeJsonReport(jsonFile: string | undefined, report: unknown): void {
+  if (jsonFile === undefined) return;
+  // Relative to where the user typed the command: pnpm runs this script from apps/bench.
+  const file = resolve(process.env.INIT_CWD ?? process.cwd(), jsonFile);
+  mkdirSync(dirname(file), { recursive: true });
+  // fd-safe: the JSON report the user asked for
+  writeFileSync(file, `${JSON.stringify(report, null, 2)}\n`);
+  process.stderr.write(`bench: wrote ${file}\n`);
 }
 
 main(process.argv.slice(2)).then(

@@ -48,6 +48,8 @@ export interface HarnessOptions {
   readers: number | undefined;
   /** Per scenario, ms. */
   timeoutMs: number;
+  /** `--scenario service`: the HTTP service comparison (src/service/) instead of writer scenarios. */
+  scenario: 'service' | undefined;
 }
 
 export const defaults = {
@@ -122,7 +124,11 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
   }
   const chaos = oneOf('--chaos', values.chaos, chaosKinds) ?? 'none';
   const findLimit = values['find-limit'] ?? false;
-  const scenarios = listOf('--scenario', values.scenario, scenarioKinds) ?? ['insert'];
+  // `service` is a comparison of its own (src/service/), not a writer scenario: it runs alone.
+  const scenarioList = listOf('--scenario', values.scenario, [...scenarioKinds, 'service'] as const);
+  const service = scenarioList?.includes('service') ?? false;
+  if (service && scenarioList?.length !== 1) throw new UsageError('--scenario service runs alone: give it on its own');
+  const scenarios = service ? ['insert' as const] : (scenarioList ?? ['insert']).filter((s) => s !== 'service');
   const mixed = scenarios.includes('mixed');
   const options: HarnessOptions = {
     help: values.help ?? false,
@@ -156,6 +162,7 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
     chaos,
     readers: integer('--readers', values.readers, 0, 1000),
     timeoutMs: (integer('--timeout', values.timeout, 1, 86_400) ?? defaults.timeoutSeconds) * 1000,
+    scenario: service ? 'service' : undefined,
   };
   if (options.backend === 'postgres') {
     for (const flag of ['journal', 'db', 'keep', 'busy-timeout', 'readers'] as const) {
@@ -164,6 +171,13 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
     }
     if (mixed)
       throw new UsageError('--scenario mixed is about SQLite files; it cannot be used with --backend postgres');
+  }
+  if (options.scenario !== undefined) {
+    const ignored = ['db', 'keep', 'report', 'timeout', 'busy-timeout', 'lock-timeout', 'backend'] as const;
+    const shaped = scenarioShapingOptions.some((name) => name !== 'scenario' && values[name] !== undefined);
+    if (shaped || ignored.some((name) => values[name] !== undefined)) {
+      throw new UsageError('--scenario service sets up its own load and files: it takes only --json');
+    }
   }
   if (options.reportPath !== undefined && !/\.html?$/i.test(options.reportPath)) {
     throw new UsageError(`--report needs a file name ending in .html, got ${JSON.stringify(options.reportPath)}`);

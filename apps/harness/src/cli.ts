@@ -13,6 +13,7 @@ import { shareableResult } from './report/shareable.ts';
 import { formatTable } from './report/table.ts';
 import { removeTemporaryFiles, runScenario } from './run-scenario.ts';
 import { describeScenario, planScenarios, writerCount } from './scenarios.ts';
+import { runServiceScenario } from './service/main.ts';
 import { problemsOf } from './summarize.ts';
 import type { RunSettings, ScenarioResult, ScenarioSpec } from './types.ts';
 
@@ -39,6 +40,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     jsonPath: fromCaller(options.jsonPath),
     reportPath: fromCaller(options.reportPath),
   };
+  if (options.scenario === 'service') return runServiceScenario(argv, options.jsonPath);
 
   const info = describeRun(argv);
   const postgres =

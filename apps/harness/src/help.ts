@@ -17,7 +17,7 @@ Otherwise runs every combination of the options given, with the defaults
 below for the others.
 
 Scenarios
-  --scenario LIST        insert, mixed, or insert,mixed (default: insert)
+  --scenario LIST        insert, mixed, or insert,mixed (default: insert); service alone: see below
                            insert: one target's writers alone on the file
                            mixed:  repo writers, raw writers (a connection per row: open, insert,
                                    close) and readers on one file at once, as processes or threads;
@@ -55,6 +55,15 @@ Database
                            with \`pg\`, one awaited autocommit INSERT per row; repo = openMetricsRepo({ url }).
                            Without scenario options: the default suite's WAL cases. --journal, --db,
                            --keep and --busy-timeout are SQLite's and are refused.
+
+HTTP service
+  --scenario service     instead of writer scenarios: the metrics service (@repo/service) in its own
+                           process, once recording with a synchronous Drizzle insert (busy timeout
+                           5000 ms), once through the repository, each under autocannon load on
+                           POST /metrics with /healthz probed every 10 ms, 3 writer processes on the
+                           same file and a foreign write lock held 2 s; prints both side by side and a
+                           verdict (about 30 s; exit 1 when the repository's service failed a request,
+                           lost a row or let /healthz p99 pass 20 ms). Takes --json FILE.
 
 Files and output
   --db PATH              use this file for every scenario (default: a fresh temporary file per

@@ -160,11 +160,16 @@ describe('parseHarnessArgs: bad flags get a message naming the flag', () => {
     [['--chaos', 'kill', '--rows-per-writer', '1'], /--chaos kill needs --rows-per-writer 2 or more/],
     [['--timeout', '0'], /--timeout must be an integer from 1/],
     [['--keep=yes'], /does not take an argument/],
-    [['--scenario', 'service'], /--scenario takes a comma-separated list of insert, mixed; "service" is not one/],
+    [
+      ['--scenario', 'server'],
+      /--scenario takes a comma-separated list of insert, mixed, service; "server" is not one/,
+    ],
     [['--scenario', 'mixed', '--mode', 'async'], /--scenario mixed runs writers as processes or threads/],
     [['--scenario', 'mixed', '--target', 'raw'], /--scenario mixed runs repo and raw writers together/],
     [['--scenario', 'mixed', '--chaos', 'kill'], /--scenario mixed cannot be combined with --find-limit or --chaos/],
     [['--readers', 'some'], /--readers must be an integer from 0/],
+    [['--scenario', 'service,mixed'], /--scenario service runs alone/],
+    [['--scenario', 'service', '--readers', '2'], /--scenario service sets up its own load/],
   ];
   it.each(bad)('%j', (argv, message) => {
     expect(() => parseHarnessArgs(argv)).toThrow(UsageError);
