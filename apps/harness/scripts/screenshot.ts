@@ -4,6 +4,9 @@
  * (`apt-get install -y chromium`); CI does not run this.
  *
  *   pnpm --filter @repo/harness exec tsx scripts/screenshot.ts report.html [out.png] [width,height]
+ *
+ * The PNG goes next to the report (report.png) unless OUT.png is given: the
+ * committed docs/report.png is only replaced when asked for by name.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -11,8 +14,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
-const [report, out = 'docs/report.png', size = '1200,900'] = process.argv.slice(2);
-if (report === undefined || !existsSync(report)) {
+const [report, out = `${report?.replace(/\.html?$/i, '')}.png`, size = '1200,900'] = process.argv.slice(2);
+if (report === undefined || !existsSync(report) || !/\.html?$/i.test(report)) {
   process.stderr.write('usage: tsx scripts/screenshot.ts REPORT.html [OUT.png] [WIDTH,HEIGHT]\n');
   process.exit(2);
 }

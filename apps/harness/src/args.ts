@@ -9,6 +9,8 @@ import {
   journals,
   type Mode,
   modes,
+  type Scenario,
+  scenarioKinds,
   type Target,
   targets,
 } from './types.ts';
@@ -24,6 +26,7 @@ export interface HarnessOptions {
   backend: Backend;
   /** No option shaped the scenarios: run the default suite. */
   defaultSuite: boolean;
+  scenarios: Scenario[];
   targets: Target[];
   modes: Mode[];
   journals: Journal[];
@@ -41,6 +44,8 @@ export interface HarnessOptions {
   findLimit: boolean;
   limitCap: number;
   chaos: Chaos;
+  /** Readers alongside the writers; undefined: the default of each scenario (see `defaults.readers`). */
+  readers: number | undefined;
   /** Per scenario, ms. */
   timeoutMs: number;
   /** `--scenario service`: the HTTP service comparison (src/service/) instead of writer scenarios. */
@@ -57,7 +62,12 @@ export const defaults = {
   chaosRowsPerWriter: 50,
   /** Writers killed at scale, within a few minutes: each inserts its rows one after the other. */
   chaosWriters: [20, 200],
+  /** A mixed scenario's writers of each kind, and their rows: one transaction per row, so other clients open and close between commits. */
+  mixedWriters: [20],
+  mixedRowsPerWriter: 20,
   prefill: 0,
+  /** Readers alongside a mixed scenario's writers, and alongside `--chaos kill`'s; none otherwise. */
+  readers: 4,
   busyTimeoutMs: 5000,
   /** The repository's own default. */
   lockTimeoutMs: defaultOptions.lockTimeoutMs,
@@ -68,6 +78,8 @@ export const defaults = {
 
 /** The options that choose scenarios: with none of them, the default suite runs. */
 const scenarioShapingOptions = [
+  'scenario',
+  'readers',
   'target',
   'mode',
   'writers',
@@ -80,6 +92,8 @@ const scenarioShapingOptions = [
 ] as const;
 
 const optionSpec = {
+  scenario: { type: 'string' },
+  readers: { type: 'string' },
   target: { type: 'string' },
   mode: { type: 'string' },
   writers: { type: 'string' },
@@ -97,7 +111,6 @@ const optionSpec = {
   chaos: { type: 'string' },
   timeout: { type: 'string' },
   backend: { type: 'string' },
-  scenario: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -111,22 +124,32 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
   }
   const chaos = oneOf('--chaos', values.chaos, chaosKinds) ?? 'none';
   const findLimit = values['find-limit'] ?? false;
+  // `service` is a comparison of its own (src/service/), not a writer scenario: it runs alone.
+  const scenarioList = listOf('--scenario', values.scenario, [...scenarioKinds, 'service'] as const);
+  const service = scenarioList?.includes('service') ?? false;
+  if (service && scenarioList?.length !== 1) throw new UsageError('--scenario service runs alone: give it on its own');
+  const scenarios = service ? ['insert' as const] : (scenarioList ?? ['insert']).filter((s) => s !== 'service');
+  const mixed = scenarios.includes('mixed');
   const options: HarnessOptions = {
     help: values.help ?? false,
     backend: oneOf('--backend', values.backend, backends) ?? 'sqlite',
     defaultSuite: scenarioShapingOptions.every((name) => values[name] === undefined),
+    scenarios,
     // --find-limit answers a question about the raw target; repo only when asked for.
     targets: listOf('--target', values.target, targets) ?? (findLimit ? ['raw'] : [...defaults.targets]),
     // Killing needs processes; doubling threads up to the cap would need gigabytes (about 15 MB per thread).
-    modes: listOf('--mode', values.mode, modes) ?? (chaos === 'kill' || findLimit ? ['process'] : [...defaults.modes]),
+    // A mixed scenario runs its writers and readers as processes or threads, never as async tasks.
+    modes:
+      listOf('--mode', values.mode, modes) ??
+      (chaos === 'kill' || findLimit ? ['process'] : defaults.modes.filter((mode) => !(mixed && mode === 'async'))),
     journals: listOf('--journal', values.journal, journals) ?? [...defaults.journals],
     writers:
       integerList('--writers', values.writers, 1, 100_000) ??
-      (chaos === 'kill' ? [...defaults.chaosWriters] : [...defaults.writers]),
+      (chaos === 'kill' ? [...defaults.chaosWriters] : mixed ? [...defaults.mixedWriters] : [...defaults.writers]),
     writersGiven: values.writers !== undefined,
     rowsPerWriter:
       integer('--rows-per-writer', values['rows-per-writer'], 1, 10_000_000) ??
-      (chaos === 'kill' ? defaults.chaosRowsPerWriter : defaults.rowsPerWriter),
+      (chaos === 'kill' ? defaults.chaosRowsPerWriter : mixed ? defaults.mixedRowsPerWriter : defaults.rowsPerWriter),
     prefill: integer('--prefill', values.prefill, 0, 100_000_000) ?? defaults.prefill,
     busyTimeoutMs: integer('--busy-timeout', values['busy-timeout'], 0, 3_600_000) ?? defaults.busyTimeoutMs,
     lockTimeoutMs: integer('--lock-timeout', values['lock-timeout'], 0, 3_600_000) ?? defaults.lockTimeoutMs,
@@ -137,18 +160,22 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
     findLimit,
     limitCap: integer('--limit-cap', values['limit-cap'], 2, 100_000) ?? defaults.limitCap,
     chaos,
+    readers: integer('--readers', values.readers, 0, 1000),
     timeoutMs: (integer('--timeout', values.timeout, 1, 86_400) ?? defaults.timeoutSeconds) * 1000,
-    scenario: oneOf('--scenario', values.scenario, ['service'] as const),
+    scenario: service ? 'service' : undefined,
   };
   if (options.backend === 'postgres') {
-    for (const flag of ['journal', 'db', 'keep', 'busy-timeout'] as const) {
+    for (const flag of ['journal', 'db', 'keep', 'busy-timeout', 'readers'] as const) {
       if (values[flag] !== undefined)
         throw new UsageError(`--${flag} is about SQLite files; it cannot be used with --backend postgres`);
     }
+    if (mixed)
+      throw new UsageError('--scenario mixed is about SQLite files; it cannot be used with --backend postgres');
   }
   if (options.scenario !== undefined) {
     const ignored = ['db', 'keep', 'report', 'timeout', 'busy-timeout', 'lock-timeout', 'backend'] as const;
-    if (!options.defaultSuite || ignored.some((name) => values[name] !== undefined)) {
+    const shaped = scenarioShapingOptions.some((name) => name !== 'scenario' && values[name] !== undefined);
+    if (shaped || ignored.some((name) => values[name] !== undefined)) {
       throw new UsageError('--scenario service sets up its own load and files: it takes only --json');
     }
   }
@@ -160,6 +187,15 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
   if (findLimit && chaos !== 'none') throw new UsageError('--find-limit and --chaos cannot be combined');
   if (chaos === 'kill' && options.modes.some((mode) => mode !== 'process')) {
     throw new UsageError('--chaos kill needs --mode process (only a process can be killed as a crash would)');
+  }
+  if (mixed && values.target !== undefined) {
+    throw new UsageError('--scenario mixed runs repo and raw writers together: leave out --target');
+  }
+  if (mixed && options.modes.includes('async')) {
+    throw new UsageError('--scenario mixed runs writers as processes or threads: --mode process, thread or both');
+  }
+  if (mixed && (findLimit || chaos !== 'none')) {
+    throw new UsageError('--scenario mixed cannot be combined with --find-limit or --chaos');
   }
   if (chaos === 'kill' && options.rowsPerWriter < 2) {
     throw new UsageError('--chaos kill needs --rows-per-writer 2 or more, so that a writer can be killed mid-way');

@@ -6,11 +6,13 @@ import { findLimits, formatFinding } from './find-limit.ts';
 import { helpText } from './help.ts';
 import { startHarnessPostgres } from './postgres/server.ts';
 import { createProgressReporter, type ProgressReporter } from './progress.ts';
+import { headlines } from './report/headline.ts';
 import { renderHtmlReport } from './report/html.ts';
 import { describeRun } from './report/run-info.ts';
+import { shareableResult } from './report/shareable.ts';
 import { formatTable } from './report/table.ts';
 import { removeTemporaryFiles, runScenario } from './run-scenario.ts';
-import { describeScenario, planScenarios } from './scenarios.ts';
+import { describeScenario, planScenarios, writerCount } from './scenarios.ts';
 import { runServiceScenario } from './service/main.ts';
 import { problemsOf } from './summarize.ts';
 import type { RunSettings, ScenarioResult, ScenarioSpec } from './types.ts';
@@ -72,7 +74,7 @@ async function runAll(
   const planned = options.findLimit ? undefined : planScenarios(options);
   const runOne = (spec: ScenarioSpec) => {
     position += 1;
-    const label = `[${position}${planned ? `/${planned.length}` : ''}] ${describeScenario(spec)}`;
+    const label = `[${position}${planned ? `/${planned.length}` : ''}] ${describeScenario(spec, { planned: true })}`;
     return runWithProgress(spec, settings, progress, label);
   };
 
@@ -84,16 +86,17 @@ async function runAll(
     limitLines.push(...found.findings.map(formatFinding));
   } else {
     results = [];
-    for (const spec of planned) results.push(await runOne(spec));
+    for (const spec of planned) results.push(...(await runOne(spec)));
   }
 
   process.stdout.write(`${formatTable(results)}\n`);
   if (limitLines.length > 0) process.stdout.write(`\n${limitLines.join('\n')}\n`);
+  process.stdout.write(`\n${headlines(results).join('\n')}\n`);
   const kept = results.filter((r) => r.dbPath !== undefined && options.dbPath === undefined);
   if (kept.length > 0) process.stdout.write(`\nkept files:\n${kept.map((r) => `  ${r.dbPath}`).join('\n')}\n`);
   if (options.jsonPath !== undefined) {
     // fd-safe: the JSON and HTML reports the user asked for
-    writeFileSync(options.jsonPath, `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(options.jsonPath, `${JSON.stringify(results.map(shareableResult), null, 2)}\n`);
     process.stdout.write(`\nwrote ${options.jsonPath}\n`);
   }
   if (options.reportPath !== undefined) {
@@ -121,15 +124,19 @@ async function runWithProgress(
   settings: RunSettings,
   progress: ProgressReporter,
   label: string,
-): Promise<ScenarioResult> {
-  const scenario = progress(label, spec.writers);
-  const result = await runScenario(spec, settings, scenario);
-  scenario.end(result);
-  return result;
+): Promise<ScenarioResult[]> {
+  const scenario = progress(label, writerCount(spec));
+  const results = await runScenario(spec, settings, scenario);
+  scenario.end(results);
+  return results;
 }
 
-// Run when started as a program (`tsx src/cli.ts`), not when imported.
-if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+/**
+ * Runs the harness as a program: `process.argv`, signals, exit code. Called by
+ * `bin/harness.mjs` (what `pnpm harness` starts) and when this file is started
+ * directly (`tsx src/cli.ts`).
+ */
+export function runAsProgram(): void {
   // Ctrl-C reaches the writer processes too (same process group); what is left to remove is our temporary files.
   for (const [signal, code] of [
     ['SIGINT', 130],
@@ -154,4 +161,8 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathS
       process.exitCode = 1;
     },
   );
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {
+  runAsProgram();
 }

@@ -25,7 +25,7 @@ const failedOrLost = (result: ScenarioResult) => result.failed > 0 || result.los
  */
 export async function findLimits(
   options: HarnessOptions,
-  runOne: (spec: ScenarioSpec) => Promise<ScenarioResult>,
+  runOne: (spec: ScenarioSpec) => Promise<ScenarioResult[]>,
 ): Promise<{ results: ScenarioResult[]; findings: LimitFinding[] }> {
   const results: ScenarioResult[] = [];
   const findings: LimitFinding[] = [];
@@ -46,7 +46,8 @@ export async function findLimits(
           failure: undefined,
         };
         for (let writers = start; ; writers = Math.min(writers * 2, options.limitCap)) {
-          const result = await runOne({
+          const [result] = (await runOne({
+            scenario: 'insert',
             target,
             mode,
             journal,
@@ -54,7 +55,8 @@ export async function findLimits(
             rowsPerWriter: options.rowsPerWriter,
             prefill: options.prefill,
             chaos: 'none',
-          });
+            readers: options.readers ?? 0,
+          })) as [ScenarioResult];
           results.push(result);
           if (failedOrLost(result)) {
             finding.firstFailure = writers;

@@ -6,14 +6,27 @@ How many simultaneous writers can record into one SQLite file, and what does
 each approach lose? Runs writers against a fresh file per scenario and compares
 rows acknowledged with rows actually stored.
 
-With no scenario option (--target, --mode, --writers, --rows-per-writer,
---journal, --prefill, --find-limit, --chaos), runs the default suite: both
-targets, writer processes, 1 row each, on the original experiment's cases
-(5, 50, 250, 500 writers; 10,000 prefilled rows then 100 writers; 250 and 500
-in rollback-journal mode; WAL otherwise). Otherwise runs every combination of
-the options given, with the defaults below for the others.
+With no scenario option (--scenario, --readers, --target, --mode, --writers,
+--rows-per-writer, --journal, --prefill, --find-limit, --chaos), runs the
+default suite (1,810 writer processes: 3.5 to 5.5 minutes on 2 cores), both
+targets side by side on 5, 50, 250 and 500 writer processes of 1 row each
+(WAL); 50 processes of 40 rows each in rollback-journal mode; 20 threads;
+500 async tasks; and the mixed scenario (10 repo + 10 raw writer processes
+of 20 rows, 4 readers).
+Otherwise runs every combination of the options given, with the defaults
+below for the others.
 
 Scenarios
+  --scenario LIST        insert, mixed, or insert,mixed (default: insert); service alone: see below
+                           insert: one target's writers alone on the file
+                           mixed:  repo writers, raw writers (a connection per row: open, insert,
+                                   close) and readers on one file at once, as processes or threads;
+                                   each kind of writer counted apart (defaults: --mode process,thread,
+                                   --writers ${defaults.mixedWriters.join(',')} of each kind, --rows-per-writer ${defaults.mixedRowsPerWriter}, --readers ${defaults.readers})
+  --readers N            readers alongside the writers: open, SELECT count(*), close, in a loop;
+                           every other one through the system's sqlite3 command line if installed
+                           (processes; threads in thread mode. Default: ${defaults.readers} with --scenario mixed
+                           or --chaos kill, else 0)
   --target LIST          raw, repo, or raw,repo (default: raw,repo; raw alone with --find-limit)
                            raw:  each writer opens its own connection with @repo/db and inserts
                                  one autocommit statement per row with Drizzle, then closes
@@ -64,8 +77,9 @@ Files and output
 Each scenario reports target, mode, journal, writers, rowsPerWriter, attempted,
 acked, failed, errors (by code), stored (counted afterwards by a separate
 read-only connection), lost (acked - stored), wallMs, rowsPerSec, insert
-latency p50/p95/p99/max, CPU time spent while writing, peak memory, and the
-journal mode of the file afterwards.
+latency p50/p95/p99/max, CPU time spent while writing, peak memory, the
+journal mode of the file afterwards, and the readers' reads and errors; then
+one line per scenario in plain words (repo against raw).
 
 Exit code: 0 when the repo target had no failed and no lost row (and its files
 passed integrity_check), 1 otherwise, 2 for a bad command line.

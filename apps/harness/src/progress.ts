@@ -4,7 +4,8 @@ import type { WritersHooks } from './writers/writers-run.ts';
 
 /** Progress of one scenario: writers getting ready, then writers finishing. */
 export interface ScenarioProgress extends WritersHooks {
-  end(result: ScenarioResult): void;
+  /** The scenario's results: one, or one per kind of writer (mixed). */
+  end(results: ScenarioResult[]): void;
 }
 
 export type ProgressReporter = (label: string, writers: number) => ScenarioProgress;
@@ -39,9 +40,9 @@ function barReporter(stream: NodeJS.WriteStream): ProgressReporter {
       onReady: () => bar.update(++ready),
       onReleased: () => bar.update(0, { phase: 'writing ' }),
       onFinished: () => bar.update(++finished),
-      end: (result) => {
+      end: (results) => {
         bar.stop();
-        stream.write(`${label}: ${outcomeLine(result)}\n`);
+        stream.write(`${label}: ${outcomeLine(results)}\n`);
       },
     };
   };
@@ -54,21 +55,28 @@ function lineReporter(stream: NodeJS.WriteStream): ProgressReporter {
     return {
       onReleased: () =>
         stream.write(`${label}: ready in ${seconds(performance.now() - startedAt)}, released, writing\n`),
-      end: (result) => stream.write(`${label}: ${outcomeLine(result)}\n`),
+      end: (results) => stream.write(`${label}: ${outcomeLine(results)}\n`),
     };
   };
 }
 
-function outcomeLine(result: ScenarioResult): string {
-  const parts = [
-    `${result.acked}/${result.attempted} acked`,
-    `${result.failed} failed`,
-    `${result.stored} stored`,
-    `${result.lost} lost`,
-  ];
-  if (result.killed > 0) parts.push(`${result.killed} writers killed`);
-  parts.push(`${seconds(result.wallMs)} writing (ready in ${seconds(result.readyMs)})`);
-  if (result.note !== undefined) parts.push(result.note);
+function outcomeLine(results: ScenarioResult[]): string {
+  const [first] = results;
+  if (first === undefined) return 'no result';
+  const mixed = results.length > 1;
+  const counts = results.map((result) =>
+    [
+      `${mixed ? `${result.target} ` : ''}${result.acked}/${result.attempted} acked`,
+      `${result.failed} failed`,
+      `${result.stored} stored`,
+      `${result.lost} lost`,
+    ].join(', '),
+  );
+  const parts = [counts.join('; ')];
+  if (first.killed > 0) parts.push(`${first.killed} writers killed`);
+  if (first.reads !== undefined) parts.push(`${first.reads.reads} reads (${first.reads.failed} failed)`);
+  parts.push(`${seconds(first.wallMs)} writing (ready in ${seconds(first.readyMs)})`);
+  if (first.note !== undefined) parts.push(first.note);
   return parts.join(', ');
 }
 

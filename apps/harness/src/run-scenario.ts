@@ -9,20 +9,23 @@ import { inspectPgDatabase, preparePgDatabase } from './postgres/store.ts';
 import { prepareDatabaseFile } from './prepare-file.ts';
 import { summarizeScenario } from './summarize.ts';
 import type { WriterInput } from './targets/writer-input.ts';
-import type { RunSettings, ScenarioResult, ScenarioSpec } from './types.ts';
+import type { ReadersSummary, RunSettings, ScenarioResult, ScenarioSpec, Target } from './types.ts';
 import { runAsyncWriters } from './writers/run-async.ts';
 import { runFleetWriters } from './writers/run-fleet.ts';
-import type { WritersHooks } from './writers/writers-run.ts';
+import { startReaders } from './writers/run-readers.ts';
+import type { WritersHooks, WritersRun } from './writers/writers-run.ts';
 
 /**
- * Runs one scenario end to end: prepares the file, runs the writers behind a
- * start barrier, then counts what the file holds with a connection of its own.
+ * Runs one scenario end to end: prepares the file, runs the writers (and the
+ * readers, if any) behind a start barrier, then counts what the file holds
+ * with a connection of its own. One result per kind of writer: one for an
+ * `insert` scenario, two (repo, then raw) for a `mixed` one.
  */
 export async function runScenario(
   spec: ScenarioSpec,
   settings: RunSettings,
   hooks: WritersHooks = {},
-): Promise<ScenarioResult> {
+): Promise<ScenarioResult[]> {
   const file = scenarioFile(settings);
   try {
     const { postgres } = settings;
@@ -31,55 +34,96 @@ export async function runScenario(
     if (postgres === undefined) prepareDatabaseFile(file.path, spec.journal, spec.prefill);
     // A tag per scenario: its rows are counted apart from prefill rows and from other scenarios sharing --db.
     const tag = `harness.${Date.now().toString(36)}.${randomBytes(3).toString('hex')}`;
+    // Mixed: repo and raw writers alternate (so both kinds start throughout), each kind under its own name.
+    const kinds: Target[] = spec.scenario === 'mixed' ? ['repo', 'raw'] : [spec.target];
+    const kindOf = (index: number) => kinds[index % kinds.length] as Target;
+    const rowNameOf = (kind: Target) => (kinds.length === 1 ? tag : `${tag}.${kind}`);
     // Writers still waiting for their release after this give up on their own (see WriterInput).
     const releaseDeadline = Date.now() + settings.scenarioTimeoutMs + 10_000;
-    const input = (): WriterInput => ({
-      target: spec.target,
+    const input = (index: number): WriterInput => ({
+      target: kindOf(index),
       path: database,
       journal: spec.journal,
       busyTimeoutMs: settings.busyTimeoutMs,
       lockTimeoutMs: settings.lockTimeoutMs,
       rows: spec.rowsPerWriter,
-      rowName: tag,
-      eventPrefix: tag,
+      rowName: rowNameOf(kindOf(index)),
+      eventPrefix: rowNameOf(kindOf(index)),
+      // Mixed: one transaction per row, and raw connections that open, insert and close for each row,
+      // so other clients' connections open and close between any two of the repository's commits.
+      oneAtATime: spec.scenario === 'mixed',
+      reopenEachRow: spec.scenario === 'mixed',
       reportEachRow: spec.chaos === 'kill',
       releaseDeadline,
     });
-    const memory = startMemorySampler();
-    const run =
-      spec.mode === 'async'
-        ? await runAsyncWriters({ count: spec.writers, input, timeoutMs: settings.scenarioTimeoutMs, hooks })
-        : await runFleetWriters({
-            kind: spec.mode,
-            count: spec.writers,
-            input,
+    const count = spec.writers * kinds.length;
+    const readers =
+      spec.readers > 0
+        ? await startReaders({
+            kind: spec.mode === 'thread' ? 'thread' : 'process',
+            count: spec.readers,
+            path: file.path,
+            busyTimeoutMs: settings.busyTimeoutMs,
             timeoutMs: settings.scenarioTimeoutMs,
-            hooks,
-            ...(spec.chaos === 'kill' ? { killAfterRows: chooseVictims(spec.writers, spec.rowsPerWriter) } : {}),
-          });
-    const harnessGrowthKb = memory.stop();
-    let inspection: FileInspection;
+          })
+        : undefined;
+    const writerHooks: WritersHooks = {
+      ...hooks,
+      onReleased() {
+        readers?.release();
+        hooks.onReleased?.();
+      },
+    };
+    const memory = startMemorySampler();
+    let run: WritersRun;
+    let reads: ReadersSummary | undefined;
     try {
-      inspection =
-        postgres === undefined
-          ? inspectDatabaseFile(file.path, tag, run.ackedEventIds)
-          : await inspectPgDatabase(database, tag, run.ackedEventIds);
-    } catch (error) {
-      // A file that cannot even be read lost everything that was acknowledged.
-      const message = error instanceof Error ? error.message : String(error);
-      inspection = {
-        stored: 0,
-        journalMode: 'unreadable',
-        integrity: `unreadable: ${message}`,
-        missingAcked: undefined,
-      };
+      run =
+        spec.mode === 'async'
+          ? await runAsyncWriters({ count, input, timeoutMs: settings.scenarioTimeoutMs, hooks: writerHooks })
+          : await runFleetWriters({
+              kind: spec.mode,
+              count,
+              input,
+              timeoutMs: settings.scenarioTimeoutMs,
+              hooks: writerHooks,
+              ...(spec.chaos === 'kill' ? { killAfterRows: chooseVictims(count, spec.rowsPerWriter) } : {}),
+            });
+    } finally {
+      // Readers stop whatever happened to the writers.
+      reads = await readers?.stop();
     }
-    return summarizeScenario(spec, run, inspection, {
-      busyTimeoutMs: settings.busyTimeoutMs,
-      lockTimeoutMs: settings.lockTimeoutMs,
-      harnessGrowthKb,
-      dbPath: file.kept ? file.path : undefined,
-    });
+    const harnessGrowthKb = memory.stop();
+    /** What the database holds, seen by a connection of its own; one that cannot even be read lost everything acknowledged. */
+    const inspect = async (rowName: string, ackedEventIds: readonly string[] | undefined): Promise<FileInspection> => {
+      try {
+        return postgres === undefined
+          ? inspectDatabaseFile(file.path, rowName, ackedEventIds)
+          : await inspectPgDatabase(database, rowName, ackedEventIds);
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        return { stored: 0, journalMode: 'unreadable', integrity: `unreadable: ${message}`, missingAcked: undefined };
+      }
+    };
+    const results: ScenarioResult[] = [];
+    for (const kind of kinds) {
+      const rowName = rowNameOf(kind);
+      const part: WritersRun = {
+        ...run,
+        writers: run.writers.filter((_, index) => kindOf(index) === kind),
+        ackedEventIds: run.ackedEventIds?.filter((id) => id.startsWith(`${rowName}.`)),
+      };
+      results.push(
+        summarizeScenario({ ...spec, target: kind }, part, await inspect(rowName, part.ackedEventIds), {
+          busyTimeoutMs: settings.busyTimeoutMs,
+          lockTimeoutMs: settings.lockTimeoutMs,
+          harnessGrowthKb,
+          dbPath: file.kept ? file.path : undefined,
+          reads,
+        }),
+      );
+    }
+    return results;
   } finally {
     file.cleanUp();
   }

@@ -1,69 +1,110 @@
-import type { HarnessOptions } from './args.ts';
-import type { ScenarioSpec, Target } from './types.ts';
+import { defaults, type HarnessOptions } from './args.ts';
+import type { Journal, Mode, ScenarioSpec, Target } from './types.ts';
 
 type Case = Omit<ScenarioSpec, 'target'>;
 
-const processCase = (writers: number, journal: 'wal' | 'delete', prefill = 0): Case => ({
-  mode: 'process',
+const insertCase = (mode: Mode, journal: Journal, writers: number, rowsPerWriter = 1): Case => ({
+  scenario: 'insert',
+  mode,
   journal,
   writers,
-  rowsPerWriter: 1,
-  prefill,
+  rowsPerWriter,
+  prefill: 0,
   chaos: 'none',
+  readers: 0,
 });
 
 /**
- * The original experiment's cases, one row per writer process: 5, 50, 250 and
- * 500 writers on a new file; 10,000 sequential rows then 100 writers; 250 and
- * 500 in WAL and in rollback-journal mode. The WAL 250 and 500 cases are the
- * new-file ones (WAL is the default), so they run once.
+ * The default suite. Starting a writer process costs about 0.21 s of CPU on a
+ * two-core machine, so the number of processes decides its duration: the 1,810
+ * it starts need about 3.5 minutes of both cores at least (5 to 5.5 measured on
+ * a shared machine). The original experiment's WAL cases, one row
+ * per writer process (5, 50, 250, 500); rollback-journal mode with 50
+ * processes of 40 rows each, where raw connections fail with `SQLITE_BUSY` once
+ * a wait passes their 5 s busy timeout (500 one-row processes fail the same way
+ * at five times the start-up cost); 20 worker threads; 500 async tasks; and the
+ * mixed scenario (10 repository writers and 10 raw writers of 20 rows each, and
+ * 4 readers, on one file).
  */
 export const defaultSuiteCases: readonly Case[] = [
-  processCase(5, 'wal'),
-  processCase(50, 'wal'),
-  processCase(250, 'wal'),
-  processCase(500, 'wal'),
-  processCase(100, 'wal', 10_000),
-  processCase(250, 'delete'),
-  processCase(500, 'delete'),
+  insertCase('process', 'wal', 5),
+  insertCase('process', 'wal', 50),
+  insertCase('process', 'wal', 250),
+  insertCase('process', 'wal', 500),
+  insertCase('process', 'delete', 50, 40),
+  insertCase('thread', 'wal', 20),
+  insertCase('async', 'wal', 500),
+  { ...insertCase('process', 'wal', 10, 20), scenario: 'mixed', readers: 4 },
 ];
 
-/** Every case for each target, the targets side by side. */
+/**
+ * Every case for each target, the targets side by side. A mixed case runs
+ * both kinds of writers at once: it is planned once (see ScenarioSpec.target).
+ */
 function forTargets(cases: readonly Case[], targets: readonly Target[]): ScenarioSpec[] {
-  return cases.flatMap((scenario) => targets.map((target) => ({ target, ...scenario })));
+  return cases.flatMap((scenario) =>
+    scenario.scenario === 'mixed'
+      ? [{ target: 'repo', ...scenario }]
+      : targets.map((target) => ({ target, ...scenario })),
+  );
 }
 
 /** The scenarios a command line asks for (not `--find-limit`, which decides its sizes as it goes). */
 export function planScenarios(options: HarnessOptions): ScenarioSpec[] {
-  // PostgreSQL has no journal modes: its default suite is the WAL cases.
+  // PostgreSQL has no journal modes: its default suite is the WAL cases. The mixed scenario and the
+  // readers (better-sqlite3, the sqlite3 command line) are about SQLite files.
   if (options.backend === 'postgres')
     return planScenarios({ ...options, backend: 'sqlite' })
-      .filter((spec) => spec.journal === 'wal')
-      .map((spec) => ({ ...spec, backend: 'postgres' as const }));
+      .filter((spec) => spec.journal === 'wal' && spec.scenario === 'insert')
+      .map((spec) => ({ ...spec, backend: 'postgres' as const, readers: 0 }));
   if (options.defaultSuite) return forTargets(defaultSuiteCases, ['raw', 'repo']);
   const cases: Case[] = [];
-  for (const journal of options.journals) {
-    for (const mode of options.modes) {
-      for (const writers of options.writers) {
-        cases.push({
-          mode,
-          journal,
-          writers,
-          rowsPerWriter: options.rowsPerWriter,
-          prefill: options.prefill,
-          chaos: options.chaos,
-        });
+  for (const scenario of options.scenarios) {
+    for (const journal of options.journals) {
+      for (const mode of options.modes) {
+        for (const writers of options.writers) {
+          cases.push({
+            scenario,
+            mode,
+            journal,
+            writers,
+            rowsPerWriter: options.rowsPerWriter,
+            prefill: options.prefill,
+            chaos: options.chaos,
+            readers: options.readers ?? (scenario === 'mixed' || options.chaos === 'kill' ? defaults.readers : 0),
+          });
+        }
       }
     }
   }
   return forTargets(cases, options.targets);
 }
 
-/** A short name for progress lines and chart series. */
-export function describeScenario(spec: ScenarioSpec): string {
-  const parts = [spec.target, spec.mode, spec.backend ?? spec.journal, `${spec.writers} writers`];
+/** How many writers a scenario starts: a mixed one starts `writers` of each kind. */
+export function writerCount(spec: ScenarioSpec): number {
+  return spec.scenario === 'mixed' ? spec.writers * 2 : spec.writers;
+}
+
+/**
+ * A short name for progress lines, problems and chart series. A planned mixed
+ * scenario runs both kinds of writers (`mixed repo+raw`); each of its results
+ * counts one kind (`mixed repo`, `mixed raw`). `withWriters: false` leaves out
+ * the number of writers (a chart series spans several).
+ */
+export function describeScenario(
+  spec: ScenarioSpec,
+  { planned = false, withWriters = true }: { planned?: boolean; withWriters?: boolean } = {},
+): string {
+  const mixed = spec.scenario === 'mixed';
+  const parts = [
+    mixed ? `mixed ${planned ? 'repo+raw' : spec.target}` : spec.target,
+    spec.mode,
+    spec.backend ?? spec.journal,
+  ];
+  if (withWriters) parts.push(mixed ? `${spec.writers} writers of each kind` : `${spec.writers} writers`);
   if (spec.rowsPerWriter !== 1) parts.push(`${spec.rowsPerWriter} rows each`);
   if (spec.prefill > 0) parts.push(`prefill ${spec.prefill}`);
   if (spec.chaos !== 'none') parts.push(`chaos ${spec.chaos}`);
+  if (spec.readers > 0) parts.push(`${spec.readers} readers`);
   return parts.join(' ');
 }

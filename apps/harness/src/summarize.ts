@@ -1,6 +1,6 @@
 import type { FileInspection } from './inspect-file.ts';
 import { summarizeLatencies } from './stats.ts';
-import type { ScenarioResult, ScenarioSpec } from './types.ts';
+import type { ReadersSummary, ScenarioResult, ScenarioSpec } from './types.ts';
 import type { WritersRun } from './writers/writers-run.ts';
 
 export interface RunContext {
@@ -9,6 +9,8 @@ export interface RunContext {
   /** How much the harness process's RSS grew during the scenario, at its peak (kB). */
   harnessGrowthKb: number;
   dbPath?: string | undefined;
+  /** What the readers running alongside did, if there were any. */
+  reads?: ReadersSummary | undefined;
 }
 
 /** Turns what the writers reported and what the file holds into one scenario's result. */
@@ -58,6 +60,7 @@ export function summarizeScenario(
     readyMs: Math.round(run.readyMs),
     errorExamples,
   };
+  if (context.reads !== undefined) result.reads = context.reads;
   if (context.dbPath !== undefined) result.dbPath = context.dbPath;
   if (run.note !== undefined) result.note = run.note;
   return result;

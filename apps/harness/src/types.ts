@@ -5,6 +5,12 @@ export type Mode = 'process' | 'thread' | 'async';
 export type Journal = 'wal' | 'delete';
 /** `kill`: writers are SIGKILLed at random moments while they insert (process mode only). */
 export type Chaos = 'none' | 'kill';
+/**
+ * `insert`: one target's writers alone on the file. `mixed`: repository writers,
+ * raw writers and readers on one file at the same time, as in real life
+ * (dashboards, scripts, backups); one result per kind of writer.
+ */
+export type Scenario = 'insert' | 'mixed';
 /** Where the rows go: one SQLite file (default), or a PostgreSQL database (`--backend postgres`). */
 export type Backend = 'sqlite' | 'postgres';
 
@@ -12,10 +18,17 @@ export const targets: readonly Target[] = ['raw', 'repo'];
 export const modes: readonly Mode[] = ['process', 'thread', 'async'];
 export const journals: readonly Journal[] = ['wal', 'delete'];
 export const chaosKinds: readonly Chaos[] = ['none', 'kill'];
+export const scenarioKinds: readonly Scenario[] = ['insert', 'mixed'];
 export const backends: readonly Backend[] = ['sqlite', 'postgres'];
 
 /** One scenario: who writes, how, into what kind of file. */
 export interface ScenarioSpec {
+  scenario: Scenario;
+  /**
+   * Whose rows are counted. A `mixed` scenario is planned once, as `repo`: it
+   * also runs as many raw writers on the same file, reported as a second
+   * result with the same spec and target `raw`.
+   */
   target: Target;
   mode: Mode;
   journal: Journal;
@@ -24,6 +37,8 @@ export interface ScenarioSpec {
   /** Rows inserted sequentially by the harness before the writers start. */
   prefill: number;
   chaos: Chaos;
+  /** Reader processes (threads in thread mode) that open, `SELECT count(*)` and close in a loop while the writers write. */
+  readers: number;
   /** Set for PostgreSQL scenarios (then `journal` means nothing). */
   backend?: 'postgres';
 }
@@ -108,8 +123,20 @@ export interface ScenarioResult extends ScenarioSpec {
   /** How long the writers took to start and become ready (ms). */
   readyMs: number;
   errorExamples: Record<string, string>;
-  /** The database file (only when it was kept). */
+  /** What the readers running alongside did (only when there were readers). */
+  reads?: ReadersSummary;
+  /** The database file (only when it was kept). The JSON and HTML reports show only its name. */
   dbPath?: string;
   /** Why the scenario did not run to completion, when it did not. */
   note?: string;
+}
+
+/** What the readers of a scenario did: reads that returned, and reads that failed by code. */
+export interface ReadersSummary {
+  reads: number;
+  /** Reads that returned, by client (`better-sqlite3`, `sqlite3-cli`). */
+  readsBy: Record<string, number>;
+  failed: number;
+  errors: Record<string, number>;
+  errorExamples: Record<string, string>;
 }

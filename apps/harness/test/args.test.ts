@@ -8,6 +8,7 @@ describe('parseHarnessArgs: good flags', () => {
     expect(options).toMatchObject({
       help: false,
       defaultSuite: true,
+      scenarios: ['insert'],
       targets: ['raw', 'repo'],
       modes: ['process', 'thread', 'async'],
       journals: ['wal'],
@@ -21,6 +22,7 @@ describe('parseHarnessArgs: good flags', () => {
       findLimit: false,
       limitCap: 1000,
       chaos: 'none',
+      readers: undefined,
       timeoutMs: 300_000,
     });
   });
@@ -99,6 +101,36 @@ describe('parseHarnessArgs: good flags', () => {
     });
     expect(parseHarnessArgs(['-h']).help).toBe(true);
   });
+
+  it('--scenario mixed: processes and threads, 20 writers of each kind with 20 rows each, 4 readers', () => {
+    const options = parseHarnessArgs(['--scenario', 'mixed']);
+    expect(options).toMatchObject({
+      defaultSuite: false,
+      scenarios: ['mixed'],
+      modes: ['process', 'thread'],
+      writers: [20],
+      rowsPerWriter: 20,
+      readers: undefined,
+    });
+    const plan = planScenarios(options);
+    // Planned once per case (both kinds of writers run together), as repo: its rows decide the exit code.
+    expect(plan.map((s) => `${s.scenario} ${s.target} ${s.mode} ${s.writers} ${s.rowsPerWriter} ${s.readers}`)).toEqual(
+      ['mixed repo process 20 20 4', 'mixed repo thread 20 20 4'],
+    );
+    expect(planScenarios(parseHarnessArgs(['--scenario', 'mixed', '--readers', '0', '--mode', 'thread']))).toEqual([
+      expect.objectContaining({ scenario: 'mixed', mode: 'thread', readers: 0 }),
+    ]);
+  });
+
+  it('--readers: readers alongside any scenario; by default 4 with --chaos kill and none otherwise', () => {
+    expect(planScenarios(parseHarnessArgs(['--chaos', 'kill'])).map((s) => s.readers)).toEqual([4, 4, 4, 4]);
+    expect(planScenarios(parseHarnessArgs(['--mode', 'async', '--writers', '5'])).map((s) => s.readers)).toEqual([
+      0, 0,
+    ]);
+    expect(
+      planScenarios(parseHarnessArgs(['--mode', 'async', '--writers', '5', '--readers', '2'])).map((s) => s.readers),
+    ).toEqual([2, 2]);
+  });
 });
 
 describe('parseHarnessArgs: bad flags get a message naming the flag', () => {
@@ -128,6 +160,16 @@ describe('parseHarnessArgs: bad flags get a message naming the flag', () => {
     [['--chaos', 'kill', '--rows-per-writer', '1'], /--chaos kill needs --rows-per-writer 2 or more/],
     [['--timeout', '0'], /--timeout must be an integer from 1/],
     [['--keep=yes'], /does not take an argument/],
+    [
+      ['--scenario', 'server'],
+      /--scenario takes a comma-separated list of insert, mixed, service; "server" is not one/,
+    ],
+    [['--scenario', 'mixed', '--mode', 'async'], /--scenario mixed runs writers as processes or threads/],
+    [['--scenario', 'mixed', '--target', 'raw'], /--scenario mixed runs repo and raw writers together/],
+    [['--scenario', 'mixed', '--chaos', 'kill'], /--scenario mixed cannot be combined with --find-limit or --chaos/],
+    [['--readers', 'some'], /--readers must be an integer from 0/],
+    [['--scenario', 'service,mixed'], /--scenario service runs alone/],
+    [['--scenario', 'service', '--readers', '2'], /--scenario service sets up its own load/],
   ];
   it.each(bad)('%j', (argv, message) => {
     expect(() => parseHarnessArgs(argv)).toThrow(UsageError);
@@ -136,26 +178,30 @@ describe('parseHarnessArgs: bad flags get a message naming the flag', () => {
 });
 
 describe('planScenarios', () => {
-  it("the default suite is the original experiment's cases, raw and repo side by side", () => {
+  it('the default suite: WAL processes 5 to 500, one rollback-journal case, threads, async tasks, and the mixed scenario', () => {
     const plan = planScenarios(parseHarnessArgs([]));
-    expect(plan).toHaveLength(defaultSuiteCases.length * 2);
-    expect(plan.map((s) => `${s.target} ${s.mode} ${s.journal} ${s.writers} ${s.prefill}`)).toEqual([
-      'raw process wal 5 0',
-      'repo process wal 5 0',
-      'raw process wal 50 0',
-      'repo process wal 50 0',
-      'raw process wal 250 0',
-      'repo process wal 250 0',
-      'raw process wal 500 0',
-      'repo process wal 500 0',
-      'raw process wal 100 10000',
-      'repo process wal 100 10000',
-      'raw process delete 250 0',
-      'repo process delete 250 0',
-      'raw process delete 500 0',
-      'repo process delete 500 0',
-    ]);
-    expect(plan.every((s) => s.rowsPerWriter === 1 && s.chaos === 'none')).toBe(true);
+    expect(plan).toHaveLength((defaultSuiteCases.length - 1) * 2 + 1);
+    expect(plan.map((s) => `${s.scenario} ${s.target} ${s.mode} ${s.journal} ${s.writers}x${s.rowsPerWriter}`)).toEqual(
+      [
+        'insert raw process wal 5x1',
+        'insert repo process wal 5x1',
+        'insert raw process wal 50x1',
+        'insert repo process wal 50x1',
+        'insert raw process wal 250x1',
+        'insert repo process wal 250x1',
+        'insert raw process wal 500x1',
+        'insert repo process wal 500x1',
+        'insert raw process delete 50x40',
+        'insert repo process delete 50x40',
+        'insert raw thread wal 20x1',
+        'insert repo thread wal 20x1',
+        'insert raw async wal 500x1',
+        'insert repo async wal 500x1',
+        'mixed repo process wal 10x20',
+      ],
+    );
+    expect(plan.every((s) => s.prefill === 0 && s.chaos === 'none')).toBe(true);
+    expect(plan.map((s) => s.readers)).toEqual([...new Array(14).fill(0), 4]);
   });
 
   it('otherwise every combination of the options', () => {

@@ -9,22 +9,35 @@ import { settings, spec } from './helpers.ts';
 const server = usePostgres();
 
 describe('--backend postgres', () => {
-  it('plans the WAL cases of the default suite (PostgreSQL has no journal modes) and refuses SQLite-only flags', () => {
+  it('plans the WAL insert cases of the default suite (PostgreSQL has no journal modes) and refuses SQLite-only flags', () => {
     const plan = planScenarios(parseHarnessArgs(['--backend', 'postgres']));
-    expect(plan.map((s) => `${s.target} ${s.writers} ${s.prefill}`)).toEqual([
-      'raw 5 0',
-      'repo 5 0',
-      'raw 50 0',
-      'repo 50 0',
-      'raw 250 0',
-      'repo 250 0',
-      'raw 500 0',
-      'repo 500 0',
-      'raw 100 10000',
-      'repo 100 10000',
+    expect(plan.map((s) => `${s.target} ${s.mode} ${s.writers} ${s.readers}`)).toEqual([
+      'raw process 5 0',
+      'repo process 5 0',
+      'raw process 50 0',
+      'repo process 50 0',
+      'raw process 250 0',
+      'repo process 250 0',
+      'raw process 500 0',
+      'repo process 500 0',
+      'raw thread 20 0',
+      'repo thread 20 0',
+      'raw async 500 0',
+      'repo async 500 0',
     ]);
-    expect(plan.every((s) => s.backend === 'postgres')).toBe(true);
-    for (const flag of [['--journal', 'delete'], ['--db', 'x.db'], ['--keep'], ['--busy-timeout', '0']]) {
+    expect(plan.every((s) => s.backend === 'postgres' && s.scenario === 'insert')).toBe(true);
+    // Readers are SQLite clients: none alongside --chaos kill on PostgreSQL.
+    expect(planScenarios(parseHarnessArgs(['--backend', 'postgres', '--chaos', 'kill'])).map((s) => s.readers)).toEqual(
+      [0, 0, 0, 0],
+    );
+    for (const flag of [
+      ['--journal', 'delete'],
+      ['--db', 'x.db'],
+      ['--keep'],
+      ['--busy-timeout', '0'],
+      ['--readers', '2'],
+      ['--scenario', 'mixed'],
+    ]) {
       expect(() => parseHarnessArgs(['--backend', 'postgres', ...flag])).toThrow(
         /cannot be used with --backend postgres/,
       );
@@ -41,7 +54,7 @@ describe('--backend postgres', () => {
     ['async', 'repo'],
   ];
   it.each(cases)('%s %s: every row acknowledged and stored, counted by another session', async (mode, target) => {
-    const result = await runScenario(
+    const [result] = await runScenario(
       spec({ target, mode, writers: 3, rowsPerWriter: 4, prefill: 25, backend: 'postgres' }),
       settings({ postgres: server() }),
     );
@@ -58,16 +71,16 @@ describe('--backend postgres', () => {
       journalAfter: 'postgres',
       integrity: 'ok',
     });
-    expect(result.note).toBeUndefined();
+    expect(result?.note).toBeUndefined();
   });
 
   it('--chaos kill: writers die mid-way; every acknowledged row is in the database', async () => {
-    const result = await runScenario(
+    const [result] = await runScenario(
       spec({ target: 'repo', mode: 'process', writers: 4, rowsPerWriter: 30, chaos: 'kill', backend: 'postgres' }),
       settings({ postgres: server() }),
     );
-    expect(result.killed).toBeGreaterThan(0);
-    expect(result.lost).toBe(0);
-    expect(result.integrity).toBe('ok');
+    expect(result?.killed).toBeGreaterThan(0);
+    expect(result?.lost).toBe(0);
+    expect(result?.integrity).toBe('ok');
   });
 });

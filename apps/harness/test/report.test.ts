@@ -1,41 +1,14 @@
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { main } from '../src/cli.ts';
 import { renderHtmlReport } from '../src/report/html.ts';
 import { describeRun } from '../src/report/run-info.ts';
 import { formatTable } from '../src/report/table.ts';
-import { summarizeScenario } from '../src/summarize.ts';
 import type { ScenarioResult } from '../src/types.ts';
-import { spec, useTempDir } from './helpers.ts';
-
-const result = (overrides: Partial<ScenarioResult>): ScenarioResult => ({
-  ...summarizeScenario(
-    spec({ target: 'raw', mode: 'process', writers: 50, rowsPerWriter: 1 }),
-    {
-      writers: [
-        {
-          acked: 40,
-          failed: 10,
-          errors: { SQLITE_BUSY: 10 },
-          errorExamples: {},
-          latenciesMs: [1, 2],
-          memoryKb: 0,
-          cpuMs: 5,
-        },
-      ],
-      readyMs: 10,
-      wallMs: 100,
-      harnessCpuMs: 1,
-      killed: 0,
-      ackedEventIds: undefined,
-      note: undefined,
-    },
-    { stored: 40, journalMode: 'wal', integrity: 'ok', missingAcked: undefined },
-    { busyTimeoutMs: 0, lockTimeoutMs: 30_000, harnessGrowthKb: 0 },
-  ),
-  ...overrides,
-});
+import { result, useTempDir } from './helpers.ts';
 
 describe('table', () => {
   it('one aligned line per scenario, errors by code, a killed column only with chaos', () => {
@@ -71,6 +44,49 @@ describe('HTML report', () => {
   });
 });
 
+describe('HTML report: readable and shareable', () => {
+  const tmp = join(tmpdir(), 'harness-x1y2z3');
+  const html = renderHtmlReport(
+    [
+      result({
+        dbPath: join(tmp, 'metrics.db'),
+        errorExamples: { SQLITE_BUSY: `database ${tmp}/metrics.db is locked` },
+      }),
+      result({ target: 'repo', failed: 0, errors: {}, acked: 50, stored: 50, note: `stopped; see ${homedir()}/x.log` }),
+    ],
+    describeRun(['--report', join(homedir(), 'reports', 'r.html'), '--db', join(tmp, 'metrics.db')]),
+  );
+
+  it('leads with the summary in plain words, the same lines as the CLI, before the charts and the table', () => {
+    const summary = html.indexOf('<ul class="summary">');
+    expect(summary).toBeGreaterThan(0);
+    expect(summary).toBeLessThan(html.indexOf('<canvas'));
+    expect(summary).toBeLessThan(html.indexOf('<table>'));
+    expect(html).toContain(
+      '<li>50 processes (WAL): repo 0 errors, did not complete, p99 1.0× raw, CPU 1.0× raw; raw 10 errors (SQLITE_BUSY)</li>',
+    );
+  });
+
+  it('table text is at least 13 px, and no text of the page is smaller', () => {
+    expect(html).toMatch(/table \{[^}]*font: 13px/);
+    const sizes = [...html.matchAll(/font(?:-size)?:\s*(\d+)px/g)].map((match) => Number(match[1]));
+    expect(sizes.length).toBeGreaterThan(3);
+    expect(Math.min(...sizes)).toBeGreaterThanOrEqual(13);
+  });
+
+  it('raw and repo markers differ in shape and size, and series are shifted apart', () => {
+    expect(html).toContain(`pointStyle: isRaw(s) ? 'triangle' : 'circle'`);
+    expect(html).toContain(`pointStyle: isRaw(s) ? 'rectRot' : 'crossRot'`);
+    expect(html).toContain('x: p.writers * shift(i)');
+  });
+
+  it('names no absolute path of this machine: no home, no temporary directory, the database by its file name', () => {
+    for (const path of [homedir(), tmpdir(), tmp, process.cwd()]) expect(html).not.toContain(path);
+    expect(html).toContain('--db metrics.db');
+    expect(html).toContain('--report r.html');
+  });
+});
+
 describe('cli main', () => {
   const tempDir = useTempDir();
   afterEach(() => vi.restoreAllMocks());
@@ -96,10 +112,20 @@ describe('cli main', () => {
     expect(output.stdout()).toBe('');
   });
 
+  it("a bad flag through the root `pnpm harness` prints only the harness's message (no pnpm noise) and exits 2", () => {
+    const root = join(import.meta.dirname, '..', '..', '..');
+    const run = spawnSync('pnpm', ['harness', '--nope'], { cwd: root, encoding: 'utf8', timeout: 60_000 });
+    expect(run.status).toBe(2);
+    expect(run.stdout).toBe('');
+    expect(run.stderr).toBe("harness: Unknown option '--nope'\nRun `pnpm harness --help` for every option.\n");
+  });
+
   it('--help documents every flag', async () => {
     const output = captureOutput();
     expect(await main(['--help'])).toBe(0);
     for (const flag of [
+      '--scenario',
+      '--readers',
       '--target',
       '--mode',
       '--writers',
@@ -145,6 +171,10 @@ describe('cli main', () => {
     ]);
     expect(output.stdout()).toMatch(/target\s+mode/);
     expect(output.stdout()).toMatch(/OK: repo target: 0 failed, 0 lost in 2 scenario/);
+    // The headlines follow the table.
+    expect(output.stdout()).toMatch(
+      /lost\b[\s\S]*\n\n2 async tasks \(WAL\): repo 0 errors, p99 [\d.]+× raw, CPU [\d.]+× raw; raw 0 errors\n/,
+    );
     // fd-safe: the report the harness wrote
     expect(readFileSync(join(dir, 'r.html'), 'utf8')).toContain('<table>');
   });

@@ -4,8 +4,15 @@ import BetterSqlite3 from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
 import { prepareDatabaseFile } from '../src/prepare-file.ts';
 import { runScenario } from '../src/run-scenario.ts';
-import type { Mode, Target } from '../src/types.ts';
+import type { Mode, ScenarioResult, Target } from '../src/types.ts';
 import { settings, spec, useTempDir } from './helpers.ts';
+
+/** An insert scenario: exactly one result. */
+async function runInsert(...args: Parameters<typeof runScenario>): Promise<ScenarioResult> {
+  const results = await runScenario(...args);
+  expect(results).toHaveLength(1);
+  return results[0] as ScenarioResult;
+}
 
 const countRows = (path: string, where = '1 = 1') => {
   const sqlite = new BetterSqlite3(path, { readonly: true });
@@ -28,7 +35,7 @@ describe('one small scenario of each mode, both targets, real files', () => {
   ];
   it.each(cases)('%s %s: every row acknowledged and stored, counted independently', async (mode, target) => {
     const dbPath = join(tempDir(), 'kept.db');
-    const result = await runScenario(
+    const result = await runInsert(
       spec({ target, mode, writers: 3, rowsPerWriter: 4, prefill: 25 }),
       settings({ dbPath }),
     );
@@ -61,9 +68,9 @@ describe('one small scenario of each mode, both targets, real files', () => {
   });
 
   it('a temporary file is removed afterwards unless --keep', async () => {
-    const removed = await runScenario(spec({ target: 'repo', writers: 2, rowsPerWriter: 1 }), settings());
+    const removed = await runInsert(spec({ target: 'repo', writers: 2, rowsPerWriter: 1 }), settings());
     expect(removed.dbPath).toBeUndefined();
-    const kept = await runScenario(spec({ target: 'repo', writers: 2, rowsPerWriter: 1 }), settings({ keep: true }));
+    const kept = await runInsert(spec({ target: 'repo', writers: 2, rowsPerWriter: 1 }), settings({ keep: true }));
     expect(kept.dbPath).toMatch(/metrics\.db$/);
     expect(countRows(kept.dbPath as string)).toBe(2);
     rmSync(dirname(kept.dbPath as string), { recursive: true, force: true });
@@ -89,7 +96,7 @@ describe('accounting from real runs', () => {
     'raw, busy timeout 0, %s: every insert fails with SQLITE_BUSY while the lock is held; nothing acked, nothing stored',
     async (mode) => {
       const dbPath = join(tempDir(), 'locked.db');
-      const result = await runScenario(
+      const result = await runInsert(
         spec({ target: 'raw', mode, writers: 3, rowsPerWriter: 2 }),
         settings({ dbPath, busyTimeoutMs: 0 }),
         holdLockAtRelease(dbPath, 1500),
@@ -102,7 +109,7 @@ describe('accounting from real runs', () => {
 
   it('repo under the same lock: waits for it, then stores every row', async () => {
     const dbPath = join(tempDir(), 'locked.db');
-    const result = await runScenario(
+    const result = await runInsert(
       spec({ target: 'repo', mode: 'process', writers: 3, rowsPerWriter: 2 }),
       settings({ dbPath }),
       holdLockAtRelease(dbPath, 500),
@@ -114,7 +121,7 @@ describe('accounting from real runs', () => {
 
   it('a scenario that overruns its timeout is stopped: its writers are killed and their rows counted as TIMEOUT', async () => {
     const dbPath = join(tempDir(), 'locked.db');
-    const result = await runScenario(
+    const result = await runInsert(
       spec({ target: 'raw', mode: 'process', writers: 2, rowsPerWriter: 1 }),
       settings({ dbPath, busyTimeoutMs: 60_000, scenarioTimeoutMs: 4000 }),
       holdLockAtRelease(dbPath, 7000),
@@ -124,17 +131,19 @@ describe('accounting from real runs', () => {
   });
 
   it('rollback journal: raw leaves the file in delete mode, the repository switches it to WAL', async () => {
-    const raw = await runScenario(spec({ target: 'raw', journal: 'delete' }), settings());
-    const repo = await runScenario(spec({ target: 'repo', journal: 'delete' }), settings());
+    const raw = await runInsert(spec({ target: 'raw', journal: 'delete' }), settings());
+    const repo = await runInsert(spec({ target: 'repo', journal: 'delete' }), settings());
     expect([raw.journalAfter, raw.stored, raw.lost]).toEqual(['delete', 6, 0]);
     expect([repo.journalAfter, repo.stored, repo.lost]).toEqual(['wal', 6, 0]);
   });
 
-  it('--chaos kill: writers die mid-way; every acknowledged row is in the file, which passes integrity_check', async () => {
-    const result = await runScenario(
-      spec({ target: 'repo', mode: 'process', writers: 4, rowsPerWriter: 40, chaos: 'kill' }),
+  it('--chaos kill: writers die mid-way, readers read all along; every acknowledged row is in the file, which passes integrity_check', async () => {
+    const result = await runInsert(
+      spec({ target: 'repo', mode: 'process', writers: 4, rowsPerWriter: 40, chaos: 'kill', readers: 2 }),
       settings(),
     );
+    expect(result.reads?.reads).toBeGreaterThan(0);
+    expect(result.reads).toMatchObject({ failed: 0, errors: {} });
     expect(result.killed).toBeGreaterThanOrEqual(1);
     expect(result.acked).toBeLessThan(result.attempted);
     expect(result).toMatchObject({ failed: 0, lost: 0, integrity: 'ok' });
@@ -149,5 +158,51 @@ describe('accounting from real runs', () => {
     expect(sqlite.pragma('journal_mode', { simple: true })).toBe('delete');
     expect(sqlite.prepare('SELECT count(*) FROM metrics').pluck().get()).toBe(2500);
     sqlite.close();
+  });
+});
+
+describe('the mixed scenario: repository writers, raw writers and readers on one file at once', () => {
+  const useTempDirOnce = useTempDir();
+  it.each<Mode>(['process', 'thread'])(
+    '%s: each kind of writer counted apart, acknowledged = stored, no error, integrity ok, readers read',
+    async (mode) => {
+      const results = await runScenario(
+        spec({ scenario: 'mixed', target: 'repo', mode, writers: 3, rowsPerWriter: 15, readers: 2 }),
+        settings(),
+      );
+      expect(results.map((r) => r.target)).toEqual(['repo', 'raw']);
+      for (const result of results) {
+        expect(result).toMatchObject({
+          scenario: 'mixed',
+          mode,
+          writers: 3,
+          attempted: 45,
+          acked: 45,
+          failed: 0,
+          errors: {},
+          stored: 45,
+          lost: 0,
+          integrity: 'ok',
+          readers: 2,
+        });
+        expect(result.note).toBeUndefined();
+      }
+      // One set of readers for the whole file, shared by both results.
+      const reads = results[0]?.reads;
+      expect(reads?.reads).toBeGreaterThan(0);
+      expect(reads).toMatchObject({ failed: 0, errors: {} });
+      expect(results[1]?.reads).toEqual(reads);
+    },
+  );
+
+  it('each kind has its own name in the file: a kept file holds exactly each kind’s acknowledged rows under it', async () => {
+    const dbPath = join(useTempDirOnce(), 'mixed.db');
+    const [repo, raw] = await runScenario(
+      spec({ scenario: 'mixed', target: 'repo', mode: 'process', writers: 2, rowsPerWriter: 5, readers: 1 }),
+      settings({ dbPath }),
+    );
+    expect(countRows(dbPath, "name LIKE 'harness.%.repo'")).toBe(repo?.acked);
+    expect(countRows(dbPath, "name LIKE 'harness.%.raw'")).toBe(raw?.acked);
+    expect(countRows(dbPath)).toBe(20);
   });
 });

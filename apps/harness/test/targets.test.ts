@@ -18,6 +18,8 @@ const input = (path: string, overrides: Partial<WriterInput> = {}): WriterInput 
   rows: 3,
   rowName: 'test.row',
   eventPrefix: 'test',
+  oneAtATime: false,
+  reopenEachRow: false,
   reportEachRow: false,
   releaseDeadline: Date.now() + 60_000,
   ...overrides,

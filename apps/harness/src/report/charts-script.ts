@@ -5,6 +5,7 @@
  */
 export const chartsScript = `
 (function () {
+  Chart.defaults.font.size = 14;
   // Ticks at the numbers of writers that were run, not at powers of ten.
   const writerCounts = [...new Set(series.flatMap((s) => s.points.map((p) => p.writers)))].sort((a, b) => a - b);
   const writersAxis = {
@@ -24,28 +25,42 @@ export const chartsScript = `
       options: {
         animation: false,
         maintainAspectRatio: false,
-        plugins: { title: { display: true, text: title }, legend: { display: false } },
+        plugins: {
+          title: { display: true, text: title, font: { size: 15 } },
+          legend: { display: false },
+          tooltip: { callbacks: { title: (items) => items[0].raw.writers + ' writers' } },
+        },
         scales: { x: writersAxis, y: Object.assign({ title: { display: true, text: yTitle } }, yScale) },
       },
     });
   }
+  // Each series is shifted sideways by a few percent (the axis is logarithmic), so that series with
+  // the same values at the same number of writers (raw and repo both at 100%) do not hide each other;
+  // at most about ±12% whatever the number of series.
+  const step = Math.min(0.025, 0.1 / series.length);
+  const shift = (i) => Math.pow(10, (i - (series.length - 1) / 2) * step);
+  const isRaw = (s) => s.target === 'raw';
   function line(s, label, pick) {
+    const i = series.indexOf(s);
     return {
       label: s.label + label,
-      data: s.points.map((p) => ({ x: p.writers, y: pick(p) })),
+      data: s.points.map((p) => ({ x: p.writers * shift(i), y: pick(p), writers: p.writers })),
       borderColor: s.color,
       backgroundColor: s.color,
-      pointRadius: 3,
-      clip: 8,
+      // raw: large triangles; repo: smaller circles, drawn on top.
+      pointStyle: isRaw(s) ? 'triangle' : 'circle',
+      pointRadius: isRaw(s) ? 7 : 4.5,
+      order: isRaw(s) ? 2 : 1,
+      clip: 10,
     };
   }
-  // Stored rows as hollow diamonds over the acknowledged line: a gap between the two is a loss.
+  // Stored rows over the acknowledged line (raw: large hollow diamonds, repo: crosses): a gap between the two is a loss.
   function marks(s, label, pick) {
     return Object.assign(line(s, label, pick), {
       showLine: false,
-      pointStyle: 'rectRot',
-      pointRadius: 6,
-      borderWidth: 1.5,
+      pointStyle: isRaw(s) ? 'rectRot' : 'crossRot',
+      pointRadius: isRaw(s) ? 10 : 7,
+      borderWidth: 2,
       backgroundColor: 'transparent',
     });
   }

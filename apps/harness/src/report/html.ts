@@ -4,7 +4,9 @@ import { dirname, join } from 'node:path';
 import { describeScenario } from '../scenarios.ts';
 import type { ScenarioResult } from '../types.ts';
 import { chartsScript } from './charts-script.ts';
+import { headlines } from './headline.ts';
 import type { RunInfo } from './run-info.ts';
+import { shareableResult, shareableRunInfo } from './shareable.ts';
 import { tableCells, tableColumns } from './table.ts';
 
 /** One line on the charts: a target, mode, journal (and prefill or chaos) across numbers of writers. */
@@ -16,10 +18,18 @@ interface Series {
 
 /**
  * One self-contained page: Chart.js's UMD build is inlined, the data is
- * embedded, nothing is fetched. Charts first (stored and acknowledged rows,
- * failed rows, p99 latency against the number of writers), the table under them.
+ * embedded, nothing is fetched. The summary in plain words first (the same
+ * lines the CLI prints), then the charts (stored and acknowledged rows, failed
+ * rows, p99 latency against the number of writers), the table under them. No
+ * absolute path of this machine appears in it (see shareable.ts): reports get
+ * committed and shared.
  */
-export function renderHtmlReport(results: readonly ScenarioResult[], info: RunInfo): string {
+export function renderHtmlReport(allResults: readonly ScenarioResult[], runInfo: RunInfo): string {
+  const results = allResults.map(shareableResult);
+  const info = shareableRunInfo(runInfo);
+  const summary = headlines(results)
+    .map((line) => `<li>${escapeHtml(line)}</li>`)
+    .join('\n');
   const series = groupSeries(results);
   const columns = tableColumns(results);
   const cells = tableCells(results, columns);
@@ -35,10 +45,14 @@ export function renderHtmlReport(results: readonly ScenarioResult[], info: RunIn
     .join('\n');
   const colors = seriesColors(series);
   const legend = series
-    .map((line, i) => `<span class="key"><i style="background:${colors[i]}"></i>${escapeHtml(line.label)}</span>`)
+    .map(
+      (line, i) =>
+        `<span class="key"><i class="${line.target}" style="background:${colors[i]}"></i>${escapeHtml(line.label)}</span>`,
+    )
     .join('\n');
   const chartData = series.map((line, i) => ({
     label: line.label,
+    target: line.target,
     color: colors[i],
     points: line.points.map((r) => ({
       writers: r.writers,
@@ -54,16 +68,21 @@ export function renderHtmlReport(results: readonly ScenarioResult[], info: RunIn
 <meta charset="utf-8">
 <title>SQLite concurrent writes: harness report</title>
 <style>
-  body { font: 14px/1.4 system-ui, sans-serif; margin: 16px 24px; color: #222; background: #fff; }
-  h1 { font-size: 20px; margin: 0 0 4px; }
-  .meta { color: #555; margin: 0 0 12px; font-size: 12px; }
-  .charts { display: grid; grid-template-columns: repeat(3, 1fr); gap: 16px; }
-  .chart { position: relative; height: 300px; }
-  .legend { margin: 0 0 8px; font-size: 12px; }
-  .key { display: inline-block; margin-right: 14px; }
-  .key i { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -2px; }
-  table { border-collapse: collapse; margin-top: 16px; font: 10px/1.3 ui-monospace, monospace; }
-  th, td { padding: 2px 4px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
+  body { font: 16px/1.45 system-ui, sans-serif; margin: 16px 24px; color: #222; background: #fff; }
+  h1 { font-size: 22px; margin: 0 0 4px; }
+  .meta { color: #555; margin: 0 0 12px; font-size: 14px; }
+  .summary { margin: 0 0 16px; padding: 8px 12px 8px 28px; background: #f6f8fa; border-left: 4px solid #1f77b4; }
+  .summary li { margin: 2px 0; }
+  .charts { display: grid; grid-template-columns: repeat(auto-fit, minmax(360px, 1fr)); gap: 16px; }
+  .chart { position: relative; height: 320px; }
+  .legend { margin: 0 0 8px; font-size: 14px; }
+  .key { display: inline-block; margin-right: 16px; }
+  .key i { display: inline-block; width: 12px; height: 12px; margin-right: 4px; vertical-align: -1px; }
+  .key i.raw { clip-path: polygon(50% 0, 100% 100%, 0 100%); }
+  .key i.repo { border-radius: 50%; }
+  .wide { overflow-x: auto; }
+  table { border-collapse: collapse; margin-top: 16px; font: 13px/1.35 ui-monospace, monospace; }
+  th, td { padding: 3px 6px; border-bottom: 1px solid #ddd; text-align: right; white-space: nowrap; }
   th { background: #f3f3f3; }
   th.left, td.left { text-align: left; }
   tr.bad td { background: #fdecea; }
@@ -72,18 +91,21 @@ export function renderHtmlReport(results: readonly ScenarioResult[], info: RunIn
 <body>
 <h1>How many simultaneous writers can record into one SQLite file?</h1>
 <p class="meta">${escapeHtml(info.command)} · ${escapeHtml(info.date)} · ${escapeHtml(info.machine)} · SQLite ${escapeHtml(info.sqliteVersion)}</p>
-<div class="legend">${legend}</div>
+<ul class="summary">
+${summary}
+</ul>
+<div class="legend">${legend}<br>raw: triangles, repo: circles; stored rows: hollow diamonds (raw, large) and crosses (repo). Each series is shifted a little sideways so that none hides another; the ticks are the numbers of writers.</div>
 <div class="charts">
   <div class="chart"><canvas id="rows"></canvas></div>
   <div class="chart"><canvas id="failed"></canvas></div>
   <div class="chart"><canvas id="latency"></canvas></div>
 </div>
-<table>
+<div class="wide"><table>
 <thead><tr>${headerRow}</tr></thead>
 <tbody>
 ${bodyRows}
 </tbody>
-</table>
+</table></div>
 <script>${inlineScript(chartJsSource())}</script>
 <script>
 const series = ${jsonForScript(chartData)};
@@ -97,7 +119,7 @@ ${inlineScript(chartsScript)}
 function groupSeries(results: readonly ScenarioResult[]): Series[] {
   const byLabel = new Map<string, Series>();
   for (const result of results) {
-    const label = describeScenario({ ...result, writers: 0 }).replace(' 0 writers', '');
+    const label = describeScenario(result, { withWriters: false });
     const line = byLabel.get(label) ?? { label, target: result.target, points: [] };
     line.points.push(result);
     byLabel.set(label, line);

@@ -30,13 +30,31 @@ const columns: Column[] = [
   { header: 'errors', value: (r) => formatErrors(r.errors), alignLeft: true },
 ];
 
+const scenarioColumn: Column = { header: 'scenario', value: (r) => r.scenario, alignLeft: true };
 const killedColumn: Column = { header: 'killed', value: (r) => r.killed };
+const readerColumns: Column[] = [
+  { header: 'readers', value: (r) => r.readers },
+  { header: 'reads', value: (r) => r.reads?.reads ?? null },
+  {
+    header: 'read errors',
+    value: (r) => (r.reads === undefined ? null : formatErrors(r.reads.errors)),
+    alignLeft: true,
+  },
+];
 
-/** The table's columns for these results (`killed` only when some scenario killed writers). */
+/**
+ * The table's columns for these results: `scenario` only when some scenario is
+ * not a plain insert, `killed` only when some scenario killed writers, the
+ * readers' columns only when some scenario had readers.
+ */
 export function tableColumns(results: readonly ScenarioResult[]): Column[] {
-  return results.some((r) => r.chaos !== 'none')
-    ? [...columns.slice(0, 11), killedColumn, ...columns.slice(11)]
-    : columns;
+  return [
+    ...(results.some((r) => r.scenario !== 'insert') ? [scenarioColumn] : []),
+    ...columns.slice(0, 11),
+    ...(results.some((r) => r.chaos !== 'none') ? [killedColumn] : []),
+    ...columns.slice(11),
+    ...(results.some((r) => r.readers > 0) ? readerColumns : []),
+  ];
 }
 
 /** The results as rows of formatted cells, one per scenario. */

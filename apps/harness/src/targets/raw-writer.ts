@@ -18,35 +18,50 @@ export function openRawConnection(input: WriterInput): RawConnection {
   }
 }
 
-/** Inserts the writer's rows one autocommit statement at a time with Drizzle's query builder, then closes. */
+/**
+ * Inserts the writer's rows one autocommit statement at a time with Drizzle's
+ * query builder, then closes. With `reopenEachRow`, each row after the first
+ * gets a connection of its own (open, insert, close), as a script run once per
+ * event would.
+ */
 export async function writeRawRows(
-  connection: RawConnection,
+  first: RawConnection,
   input: WriterInput,
   writer: number,
   tally: WriterTally,
 ): Promise<void> {
-  if ('openError' in connection) {
-    for (let row = 0; row < input.rows; row++) tally.fail(connection.openError, undefined);
-    return;
-  }
-  const { db } = connection.opened;
+  let connection: RawConnection | undefined = first;
   try {
     for (let row = 0; row < input.rows; row++) {
       // Async tasks interleave here, as awaiting callers would; in a process this costs microseconds.
       await nextTurn();
       const values = rowFor(input, writer, row);
       const started = performance.now();
-      try {
-        // Synchronous: with a busy timeout, SQLite sleeps and polls inside this call, blocking the thread.
-        db.insert(metrics).values(values).run();
-        tally.ack(values.eventId, performance.now() - started);
-      } catch (error) {
-        tally.fail(error, performance.now() - started);
+      connection ??= openRawConnection(input);
+      if ('openError' in connection) {
+        // A connection that could not be opened fails its rows without trying them.
+        tally.fail(connection.openError, input.reopenEachRow ? performance.now() - started : undefined);
+      } else {
+        try {
+          // Synchronous: with a busy timeout, SQLite sleeps and polls inside this call, blocking the thread.
+          connection.opened.db.insert(metrics).values(values).run();
+          tally.ack(values.eventId, performance.now() - started);
+        } catch (error) {
+          tally.fail(error, performance.now() - started);
+        }
+      }
+      if (input.reopenEachRow) {
+        closeRaw(connection);
+        connection = undefined;
       }
     }
   } finally {
-    connection.opened.close();
+    if (connection !== undefined) closeRaw(connection);
   }
+}
+
+function closeRaw(connection: RawConnection): void {
+  if ('opened' in connection) connection.opened.close();
 }
 
 export const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -23,8 +23,9 @@ export async function openRepo(input: WriterInput): Promise<RepoHandle> {
 /**
  * Inserts the writer's rows through the repository. Normally every row is
  * issued at once, as callers that do not wait for each other would (the
- * repository batches them); with `reportEachRow` one after the other, so
- * a kill can land between any two commits. Does not close the repository.
+ * repository batches them); with `oneAtATime` (or `reportEachRow`) one after
+ * the other, one transaction each, so a kill or another connection's close can
+ * land between any two commits. Does not close the repository.
  */
 export async function writeRepoRows(
   handle: RepoHandle,
@@ -46,7 +47,7 @@ export async function writeRepoRows(
       tally.fail(error, performance.now() - started);
     }
   };
-  if (input.reportEachRow) {
+  if (input.oneAtATime || input.reportEachRow) {
     for (let row = 0; row < input.rows; row++) await insertOne(row);
   } else {
     await Promise.all(Array.from({ length: input.rows }, (_, row) => insertOne(row)));

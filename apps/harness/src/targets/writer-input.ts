@@ -15,8 +15,18 @@ export interface WriterInput {
   /** Event ids are `${eventPrefix}.${writer}.${row}`: unique, so acknowledged rows can be looked up one by one. */
   eventPrefix: string;
   /**
-   * Insert one row after the other and report each outcome to the parent as it happens
-   * (`--chaos kill`: a killed writer cannot hand back a result).
+   * Insert one row after the other, each awaited before the next (one
+   * transaction each), instead of issuing every row at once.
+   */
+  oneAtATime: boolean;
+  /**
+   * Raw writers: a connection of its own for each row (open, insert, close),
+   * as a script run once per event would; the first is opened before the barrier.
+   */
+  reopenEachRow: boolean;
+  /**
+   * Report each outcome to the parent as it happens (`--chaos kill`: a killed
+   * writer cannot hand back a result). Implies `oneAtATime`.
    */
   reportEachRow: boolean;
   /**
