@@ -178,7 +178,7 @@ describe('parseHarnessArgs: bad flags get a message naming the flag', () => {
 });
 
 describe('planScenarios', () => {
-  it('the default suite: WAL processes 5 to 500, one rollback-journal case, threads, async tasks, and the mixed scenario', () => {
+  it('the default suite: WAL processes 5 to 250, one rollback-journal case, threads, async tasks, and the mixed scenario', () => {
     const plan = planScenarios(parseHarnessArgs([]));
     expect(plan).toHaveLength((defaultSuiteCases.length - 1) * 2 + 1);
     expect(plan.map((s) => `${s.scenario} ${s.target} ${s.mode} ${s.journal} ${s.writers}x${s.rowsPerWriter}`)).toEqual(
@@ -189,10 +189,8 @@ describe('planScenarios', () => {
         'insert repo process wal 50x1',
         'insert raw process wal 250x1',
         'insert repo process wal 250x1',
-        'insert raw process wal 500x1',
-        'insert repo process wal 500x1',
-        'insert raw process delete 50x40',
-        'insert repo process delete 50x40',
+        'insert raw process delete 50x60',
+        'insert repo process delete 50x60',
         'insert raw thread wal 20x1',
         'insert repo thread wal 20x1',
         'insert raw async wal 500x1',
@@ -201,7 +199,7 @@ describe('planScenarios', () => {
       ],
     );
     expect(plan.every((s) => s.prefill === 0 && s.chaos === 'none')).toBe(true);
-    expect(plan.map((s) => s.readers)).toEqual([...new Array(14).fill(0), 4]);
+    expect(plan.map((s) => s.readers)).toEqual([...new Array(12).fill(0), 4]);
   });
 
   it('otherwise every combination of the options', () => {

@@ -18,8 +18,6 @@ describe('--backend postgres', () => {
       'repo process 50 0',
       'raw process 250 0',
       'repo process 250 0',
-      'raw process 500 0',
-      'repo process 500 0',
       'raw thread 20 0',
       'repo thread 20 0',
       'raw async 500 0',

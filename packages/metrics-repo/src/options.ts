@@ -173,7 +173,7 @@ function closest(key: string, candidates: string[]): string | undefined {
     }
   }
   // A prefix ("lockTimeout" for "lockTimeoutMs") or a few edits away.
-  const isPrefix = best !== undefined && best.toLowerCase().startsWith(key.toLowerCase()) && key.length >= 3;
+  const isPrefix = best?.toLowerCase().startsWith(key.toLowerCase()) === true && key.length >= 3;
   return isPrefix || bestDistance <= Math.max(2, Math.floor(key.length / 3)) ? best : undefined;
 }
 
