@@ -1,3 +1,4 @@
+import { execFile } from 'node:child_process';
 import { readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
@@ -106,6 +107,26 @@ describe('hardening', () => {
       expect(statSync(`${path}-wal`).size).toBeLessThanOrEqual(8e6);
       await repo.close();
       expect(new BetterSqlite3(path).pragma('integrity_check', { simple: true })).toBe('ok');
+    });
+
+    it('close() resolves in a process with nothing else to do once the checkpoint thread runs (it used to exit with close() pending)', async () => {
+      const path = tempDatabase();
+      const fixture = join(import.meta.dirname, 'fixtures', 'close-after-checkpoint.ts');
+      // A plain child process: a test runner's own handles would keep the event loop alive and hide it.
+      const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+        (resolve, reject) => {
+          execFile(
+            process.execPath,
+            ['--import', 'tsx', fixture, path],
+            { cwd: join(import.meta.dirname, '..'), timeout: 60_000 },
+            (error, stdout, stderr) => {
+              if (error !== null && typeof error.code !== 'number') reject(error);
+              else resolve({ code: error === null ? 0 : (error.code as number), stdout, stderr });
+            },
+          );
+        },
+      );
+      expect({ code, stdout, stderr: stderr.slice(0, 2000) }).toEqual({ code: 0, stdout: 'closed 8000\n', stderr: '' });
     });
   });
 

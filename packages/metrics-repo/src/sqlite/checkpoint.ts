@@ -75,6 +75,9 @@ export class Checkpointer {
   /** Before the connection closes: stops the thread, or checkpoints here once if the WAL is large. */
   async close(): Promise<void> {
     if (this.worker !== undefined) {
+      // Held from here until it exits: an unreferenced thread is not waited for, so a host with
+      // nothing else to do would exit with close() still pending and the code after it never run.
+      this.worker.ref();
       this.worker.postMessage('close');
       await this.exited;
       return;
