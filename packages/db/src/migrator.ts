@@ -3,9 +3,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type BetterSqlite3 from 'better-sqlite3';
 import { getTableColumns, getTableName } from 'drizzle-orm';
-import { type MigrationMeta, readMigrationFiles } from 'drizzle-orm/migrator';
 import committedJournal from '../drizzle/meta/_journal.json' with { type: 'json' };
 import { OpenDatabaseError } from './errors.ts';
+import { assertNotNewer, migrationsIn } from './migration-files.ts';
 import { metrics } from './schema.ts';
 
 /**
@@ -155,18 +155,6 @@ function journalOf(folder: string): JournalSummary {
   return summary;
 }
 
-const migrationsByFolder = new Map<string, MigrationMeta[]>();
-
-/** Reads and hashes a folder's migrations once per process, and only when one must be applied. */
-function migrationsIn(folder: string): MigrationMeta[] {
-  let migrations = migrationsByFolder.get(folder);
-  if (migrations === undefined) {
-    migrations = readMigrationFiles({ migrationsFolder: folder });
-    migrationsByFolder.set(folder, migrations);
-  }
-  return migrations;
-}
-
 function lastAppliedMillis(sqlite: BetterSqlite3.Database): number | undefined {
   const table = sqlite.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(migrationsTable);
   if (table === undefined) return undefined;
@@ -174,14 +162,4 @@ function lastAppliedMillis(sqlite: BetterSqlite3.Database): number | undefined {
     last: number | string | null;
   };
   return row.last === null ? undefined : Number(row.last);
-}
-
-function assertNotNewer(lastApplied: number | undefined, latestKnown: number, path: string): void {
-  if (lastApplied !== undefined && lastApplied > latestKnown) {
-    throw new OpenDatabaseError(
-      'SCHEMA_TOO_NEW',
-      path,
-      `its schema is newer than this code (last applied migration ${new Date(lastApplied).toISOString()}, newest known ${new Date(latestKnown).toISOString()}); upgrade the code`,
-    );
-  }
 }

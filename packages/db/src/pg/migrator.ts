@@ -1,9 +1,9 @@
 import { fileURLToPath } from 'node:url';
-import { type MigrationMeta, readMigrationFiles } from 'drizzle-orm/migrator';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import { migrate } from 'drizzle-orm/node-postgres/migrator';
 import type { Pool, PoolClient } from 'pg';
 import { OpenDatabaseError } from '../errors.ts';
+import { assertNotNewer, migrationsIn } from '../migration-files.ts';
 import type { MigrationResult } from '../migrator.ts';
 import { pgCodeOf } from './errors.ts';
 
@@ -103,17 +103,6 @@ function openError(error: unknown, database: string): OpenDatabaseError {
   return new OpenDatabaseError('OPEN_FAILED', database, `${code}: ${detail}`, { cause: error });
 }
 
-const migrationsByFolder = new Map<string, MigrationMeta[]>();
-
-function migrationsIn(folder: string): MigrationMeta[] {
-  let migrations = migrationsByFolder.get(folder);
-  if (migrations === undefined) {
-    migrations = readMigrationFiles({ migrationsFolder: folder });
-    migrationsByFolder.set(folder, migrations);
-  }
-  return migrations;
-}
-
 async function lastAppliedMillis(client: PoolClient): Promise<number | undefined> {
   // to_regclass instead of catching "relation does not exist": a failed statement would abort a transaction.
   const { rows } = await client.query<{ present: boolean }>(
@@ -125,14 +114,4 @@ async function lastAppliedMillis(client: PoolClient): Promise<number | undefined
   );
   const last = result.rows[0]?.last;
   return last === null || last === undefined ? undefined : Number(last);
-}
-
-function assertNotNewer(lastApplied: number | undefined, latestKnown: number, database: string): void {
-  if (lastApplied !== undefined && lastApplied > latestKnown) {
-    throw new OpenDatabaseError(
-      'SCHEMA_TOO_NEW',
-      database,
-      `its schema is newer than this code (last applied migration ${new Date(lastApplied).toISOString()}, newest known ${new Date(latestKnown).toISOString()}); upgrade the code`,
-    );
-  }
 }
