@@ -73,6 +73,14 @@ export class WriteQueue {
     return this.jobsHead < this.jobs.length;
   }
 
+  /** When the oldest queued or waiting call passes its deadline (a `Date.now()` value); Infinity when none waits. */
+  get nextDeadline(): number {
+    const job = this.jobs[this.jobsHead];
+    const waiter = this.waiters[this.waitersHead];
+    const calledAt = Math.min(job?.calledAt ?? Infinity, waiter?.calledAt ?? Infinity);
+    return calledAt + this.options.lockTimeoutMs;
+  }
+
   /** Queues one row (resolves with its Metric) or an all-or-nothing array of rows (resolves with Metric[]). */
   submit(rows: ValidRow | ValidRow[]): Promise<Metric | Metric[]> {
     if (!this.accepting) return Promise.reject(new RepoClosedError());

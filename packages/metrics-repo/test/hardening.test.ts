@@ -213,8 +213,13 @@ describe('hardening', () => {
       );
       const errors = outcomes.map((outcome) => (outcome.status === 'rejected' ? outcome.reason : undefined));
       expect(errors.slice(0, 100).every((error) => error instanceof LockTimeoutError)).toBe(true);
-      expect(errors.slice(100).every((error) => error instanceof QueueFullError)).toBe(true);
-      expect(errors[999]).toMatchObject({ code: 'QUEUE_FULL', waitedMs: expect.any(Number) });
+      // A caller still waiting for room at its deadline gets QueueFullError; one that got room just
+      // before (when the first deadlines freed it) then waited for the lock, and gets LockTimeoutError.
+      expect(
+        errors.slice(100).every((error) => error instanceof QueueFullError || error instanceof LockTimeoutError),
+      ).toBe(true);
+      expect(errors.some((error) => error instanceof QueueFullError)).toBe(true);
+      for (const error of errors) expect(error).toMatchObject({ waitedMs: expect.any(Number) });
       // The last one was rejected after 5.9 s before the fix.
       expect(Math.max(...settledAfter)).toBeLessThan(1500);
       await released;
