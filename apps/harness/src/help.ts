@@ -8,9 +8,9 @@ rows acknowledged with rows actually stored.
 
 With no scenario option (--scenario, --readers, --target, --mode, --writers,
 --rows-per-writer, --journal, --prefill, --find-limit, --chaos), runs the
-default suite (1,810 writer processes: 3.5 to 5.5 minutes on 2 cores), both
-targets side by side on 5, 50, 250 and 500 writer processes of 1 row each
-(WAL); 50 processes of 40 rows each in rollback-journal mode; 20 threads;
+default suite (630 writer processes: about 3 minutes on 2 cores), both
+targets side by side on 5, 50 and 200 writer processes of 1 row each
+(WAL); 50 processes of 60 rows each in rollback-journal mode; 20 threads;
 500 async tasks; and the mixed scenario (10 repo + 10 raw writer processes
 of 20 rows, 4 readers).
 Otherwise runs every combination of the options given, with the defaults

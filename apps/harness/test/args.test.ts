@@ -178,7 +178,7 @@ describe('parseHarnessArgs: bad flags get a message naming the flag', () => {
 });
 
 describe('planScenarios', () => {
-  it('the default suite: WAL processes 5 to 250, one rollback-journal case, threads, async tasks, and the mixed scenario', () => {
+  it('the default suite: WAL processes 5 to 200, one rollback-journal case, threads, async tasks, and the mixed scenario', () => {
     const plan = planScenarios(parseHarnessArgs([]));
     expect(plan).toHaveLength((defaultSuiteCases.length - 1) * 2 + 1);
     expect(plan.map((s) => `${s.scenario} ${s.target} ${s.mode} ${s.journal} ${s.writers}x${s.rowsPerWriter}`)).toEqual(
@@ -187,8 +187,8 @@ describe('planScenarios', () => {
         'insert repo process wal 5x1',
         'insert raw process wal 50x1',
         'insert repo process wal 50x1',
-        'insert raw process wal 250x1',
-        'insert repo process wal 250x1',
+        'insert raw process wal 200x1',
+        'insert repo process wal 200x1',
         'insert raw process delete 50x60',
         'insert repo process delete 50x60',
         'insert raw thread wal 20x1',
