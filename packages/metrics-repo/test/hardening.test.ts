@@ -179,7 +179,8 @@ describe('hardening', () => {
       expect(await attempt()).toMatchObject({ name: 'OpenDatabaseError', code: 'SCHEMA_MISMATCH' });
       const before = descriptors();
       for (let i = 0; i < 300; i++) expect(await attempt()).toBeInstanceOf(OpenDatabaseError);
-      expect(descriptors()).toBe(before);
+      // A leak would add one per attempt (300); descriptors other tests left closing may go meanwhile.
+      expect(descriptors()).toBeLessThanOrEqual(before);
       // Refused before anything changed it: still in rollback-journal mode.
       expect(elsewhere.readHead(path, 20).subarray(18, 20)).toEqual(Buffer.from([1, 1]));
     });
