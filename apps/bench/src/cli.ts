@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { failIfEndedEarly } from '@repo/harness/program';
 import { runBench, scenarios } from './bench.ts';
 import { type BenchSizes, fullSizes, quickSizes } from './config.ts';
 import { formatServiceBench, quickServiceBenchSizes, runServiceBench, serviceBenchSizes } from './service.ts';
@@ -127,22 +128,13 @@ function writeJsonReport(jsonFile: string | undefined, report: unknown): void {
   process.stderr.write(`bench: wrote ${file}\n`);
 }
 
-let settled = false;
-// A promise that never settles empties the event loop and Node exits quietly with code 0:
-// say so and fail instead (a repository's close() once did that after a large run).
-process.on('exit', () => {
-  if (settled) return;
-  process.stderr.write('bench: stopped before the end: the event loop ran empty with a call still pending\n');
-  process.exitCode = 1;
-});
-
+// A repository's close() once left the bench's loop empty half-way: it exited 0 without a word.
+failIfEndedEarly('bench');
 main(process.argv.slice(2)).then(
   (code) => {
-    settled = true;
     process.exitCode = code;
   },
   (error: unknown) => {
-    settled = true;
     process.stderr.write(`bench: failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exitCode = 1;
   },

@@ -5,6 +5,7 @@ import { type HarnessOptions, parseHarnessArgs, UsageError } from './args.ts';
 import { findLimits, formatFinding } from './find-limit.ts';
 import { helpText } from './help.ts';
 import { startHarnessPostgres } from './postgres/server.ts';
+import { failIfEndedEarly } from './program.ts';
 import { createProgressReporter, type ProgressReporter } from './progress.ts';
 import { headlines } from './report/headline.ts';
 import { renderHtmlReport } from './report/html.ts';
@@ -148,27 +149,16 @@ export function runAsProgram(): void {
     });
   }
   // `pnpm harness | head`: a closed pipe ends the output, not with a stack trace.
-  let settled = false;
   process.stdout.on('error', (error: NodeJS.ErrnoException) => {
-    if (error.code === 'EPIPE') {
-      settled = true;
-      process.exit(0);
-    }
+    if (error.code === 'EPIPE') process.exit(0);
     throw error;
   });
-  // A promise that never settles empties the event loop and Node exits quietly with code 0: fail instead.
-  process.on('exit', () => {
-    if (settled) return;
-    process.stderr.write('harness: stopped before the end: the event loop ran empty with a call still pending\n');
-    process.exitCode = 1;
-  });
+  failIfEndedEarly('harness');
   main(process.argv.slice(2)).then(
     (code) => {
-      settled = true;
       process.exitCode = code;
     },
     (error: unknown) => {
-      settled = true;
       process.stderr.write(`harness: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
       process.exitCode = 1;
     },

@@ -5,8 +5,7 @@ import { Backoff, backoffPolicy, walSignature } from '../src/sqlite/lock.ts';
 import { useTempDatabase } from './helpers.ts';
 
 const { jitter, maxDelayMs, busyMaxDelayMs } = backoffPolicy;
-const delays = (backoff: Backoff, count: number, othersCommitted: boolean) =>
-  Array.from({ length: count }, () => backoff.next(othersCommitted));
+const delays = (backoff: Backoff, count: number) => Array.from({ length: count }, () => backoff.next());
 
 describe('Backoff: how long a writer sleeps between attempts at the lock', () => {
   afterEach(() => {
@@ -16,7 +15,7 @@ describe('Backoff: how long a writer sleeps between attempts at the lock', () =>
   it('while one holder keeps the lock (nothing committed): SQLite’s own schedule, never more than 100 ms (±20%)', () => {
     vi.useFakeTimers();
     const backoff = new Backoff();
-    const first = delays(backoff, backoffPolicy.delaysMs.length, false);
+    const first = delays(backoff, backoffPolicy.delaysMs.length);
     first.forEach((delay, i) => {
       const scheduled = backoffPolicy.delaysMs[i] as number;
       expect(delay).toBeGreaterThanOrEqual(scheduled * (1 - jitter));
@@ -24,7 +23,7 @@ describe('Backoff: how long a writer sleeps between attempts at the lock', () =>
     });
     // A minute later, still polling at 100 ms: a lock freed by its one holder is taken within ~100 ms.
     vi.advanceTimersByTime(60_000);
-    for (const delay of delays(backoff, 50, false)) {
+    for (const delay of delays(backoff, 50)) {
       expect(delay).toBeGreaterThanOrEqual(maxDelayMs * (1 - jitter));
       expect(delay).toBeLessThanOrEqual(maxDelayMs * (1 + jitter));
     }
@@ -33,22 +32,41 @@ describe('Backoff: how long a writer sleeps between attempts at the lock', () =>
   it('while others commit (many wait): past 1 s, the time already waited, up to 2 s, so a long wait costs few wake-ups', () => {
     vi.useFakeTimers();
     const backoff = new Backoff();
+    // Each attempt reports what the -wal file looks like; a change since the previous one means others committed.
+    let commits = 0;
+    const committed = () => ({ wal: `wal after commit ${++commits}` });
+    expect(backoff.next(committed())).toBeLessThanOrEqual((backoffPolicy.delaysMs[0] as number) * (1 + jitter));
     vi.advanceTimersByTime(700);
     // Under a second of waiting: still SQLite's schedule (a short wait keeps a short tail).
-    expect(backoff.next(true)).toBeLessThanOrEqual((backoffPolicy.delaysMs[0] as number) * (1 + jitter));
+    expect(backoff.next(committed())).toBeLessThanOrEqual((backoffPolicy.delaysMs[1] as number) * (1 + jitter));
     vi.advanceTimersByTime(800);
-    const afterSomeWait = backoff.next(true);
+    const afterSomeWait = backoff.next(committed());
     expect(afterSomeWait).toBeGreaterThanOrEqual(1500 * (1 - jitter));
     expect(afterSomeWait).toBeLessThanOrEqual(1500 * (1 + jitter));
-    // The same wait with no commit seen: the lock has one holder, poll at SQLite's pace.
-    expect(backoff.next(false)).toBeLessThanOrEqual((backoffPolicy.delaysMs[2] as number) * (1 + jitter));
+    // The same wait with no commit seen since: the lock has one holder, poll at SQLite's pace.
+    expect(backoff.next({ wal: `wal after commit ${commits}` })).toBeLessThanOrEqual(
+      (backoffPolicy.delaysMs[3] as number) * (1 + jitter),
+    );
     vi.advanceTimersByTime(20_000);
-    const afterLongWait = backoff.next(true);
+    const afterLongWait = backoff.next(committed());
     expect(afterLongWait).toBeGreaterThanOrEqual(busyMaxDelayMs * (1 - jitter));
     expect(afterLongWait).toBeLessThanOrEqual(busyMaxDelayMs * (1 + jitter));
     // Acquiring the lock starts the next wait afresh.
     backoff.reset();
-    expect(backoff.next(true)).toBeLessThanOrEqual((backoffPolicy.delaysMs[0] as number) * (1 + jitter));
+    expect(backoff.next(committed())).toBeLessThanOrEqual((backoffPolicy.delaysMs[0] as number) * (1 + jitter));
+  });
+
+  it('never past the deadline, and nearer it more attempts: an eighth of the time left, down to 100 ms', () => {
+    vi.useFakeTimers();
+    const backoff = new Backoff();
+    vi.advanceTimersByTime(25_000);
+    const wal = (n: number) => ({ wal: `wal ${n}`, deadline: Date.now() + 8_000 });
+    backoff.next(wal(1));
+    // Others commit, 25 s waited: 2 s would be due, but 8 s are left: at most 1 s.
+    expect(backoff.next(wal(2))).toBeLessThanOrEqual(1000);
+    expect(backoff.next({ wal: 'wal 3', deadline: Date.now() + 400 })).toBeLessThanOrEqual(maxDelayMs);
+    expect(backoff.next({ wal: 'wal 4', deadline: Date.now() + 30 })).toBeLessThanOrEqual(30);
+    expect(backoff.next({ wal: 'wal 5', deadline: Date.now() - 5 })).toBe(0);
   });
 });
 

@@ -126,7 +126,8 @@ describe('hardening', () => {
           );
         },
       );
-      expect({ code, stdout, stderr: stderr.slice(0, 2000) }).toEqual({ code: 0, stdout: 'closed 8000\n', stderr: '' });
+      expect({ code, stdout, stderr: stderr.slice(0, 2000) }).toEqual({ code: 0, stdout: 'closed\n', stderr: '' });
+      expect(storedRows(path)).toBe(8000);
     });
   });
 

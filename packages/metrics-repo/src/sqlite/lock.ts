@@ -33,7 +33,7 @@ import type BetterSqlite3 from 'better-sqlite3';
  * 500`) and 100 ms polls, waiting cost each writer 30 to 40 ms of CPU, both
  * cores went to polling and 298 of the 500 met their 30 s deadline
  * (LOCK_TIMEOUT); with this rule, 0 failed and 21 to 24 ms of CPU per writer
- * for the wait (a multiple of a quarter instead of 1: 6 failed, 38 ms).
+ * for the wait (a quarter of the time waited instead: 6 failed, 38 ms).
  * Sleeping longer while others commit leaves the lock idle for only a moment:
  * one of the many waiters comes by every few ms. A delay of a tenth of the
  * wait from the first attempt, whatever the lock did (an earlier version),
@@ -41,37 +41,54 @@ import type BetterSqlite3 from 'better-sqlite3';
  * naive code's was under 1 ms.
  *
  * Each delay is jittered by up to ±20% so that waiting processes do not poll
- * in step; callers cap it by their deadline.
+ * in step, and capped by the caller's deadline.
  */
 export const backoffPolicy = {
   delaysMs: [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50],
   maxDelayMs: 100,
-  /** While other connections commit: this multiple of the time already waited, at most `busyMaxDelayMs`. */
-  busyWaitedMultiple: 1,
-  /** ...once the wait has lasted this long: shorter waits keep SQLite's schedule, and a short tail. */
+  /** While other connections commit, and once the wait has lasted this long: the time already waited... */
   busyAfterMs: 1000,
+  /** ...at most this. Shorter waits keep SQLite's schedule, and a short tail. */
   busyMaxDelayMs: 2000,
   jitter: 0.2,
 } as const;
 
+export interface NextDelay {
+  /** The -wal file now (`walSignature`): a change since the previous attempt means others committed. */
+  wal?: string;
+  /**
+   * The oldest caller's deadline (a `Date.now()` value). Nearer it, more attempts (an eighth of the time
+   * left, down to `maxDelayMs`): long sleeps favour newcomers, who poll often at first. Never past it.
+   */
+  deadline?: number;
+}
+
 export class Backoff {
   private attempt = 0;
   private startedAt = Date.now();
+  private walSeen: string | undefined;
 
-  /** The next delay, in ms; `othersCommitted`: the file changed since the previous attempt. */
-  next(othersCommitted = false): number {
+  /** The next delay, in ms. */
+  next({ wal, deadline = Infinity }: NextDelay = {}): number {
     let step: number = backoffPolicy.delaysMs[this.attempt] ?? backoffPolicy.maxDelayMs;
     this.attempt += 1;
-    const waited = Date.now() - this.startedAt;
+    const now = Date.now();
+    const othersCommitted = wal !== undefined && this.walSeen !== undefined && wal !== this.walSeen;
+    this.walSeen = wal;
+    const waited = now - this.startedAt;
     if (othersCommitted && waited >= backoffPolicy.busyAfterMs) {
-      step = Math.max(step, Math.min(backoffPolicy.busyMaxDelayMs, waited * backoffPolicy.busyWaitedMultiple));
+      step = Math.max(step, Math.min(backoffPolicy.busyMaxDelayMs, waited));
     }
-    return step * (1 - backoffPolicy.jitter + Math.random() * 2 * backoffPolicy.jitter);
+    const delay = step * (1 - backoffPolicy.jitter + Math.random() * 2 * backoffPolicy.jitter);
+    const left = Math.max(0, deadline - now);
+    return Math.min(delay, Math.max(left / 8, Math.min(left, backoffPolicy.maxDelayMs)));
   }
 
+  /** The lock was taken: the next wait starts afresh. */
   reset(): void {
     this.attempt = 0;
     this.startedAt = Date.now();
+    this.walSeen = undefined;
   }
 }
 
@@ -128,6 +145,6 @@ export async function retryWhileBusy<T>(step: () => T, deadline: number): Promis
     } catch (error) {
       if (!isBusyError(error) || Date.now() >= deadline) throw error;
     }
-    await sleep(Math.min(backoff.next(), Math.max(0, deadline - Date.now())));
+    await sleep(backoff.next({ deadline }));
   }
 }

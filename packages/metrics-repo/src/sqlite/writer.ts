@@ -7,7 +7,7 @@ import type { Job, JobOutcome, WriteQueue } from '../queue.ts';
 import type { ValidRow } from '../validate.ts';
 import { Checkpointer } from './checkpoint.ts';
 import { type FileIdentity, verifyFile } from './file-identity.ts';
-import { Backoff, backoffPolicy, sleep, tryBeginImmediate, walSignature, yieldToEventLoop } from './lock.ts';
+import { Backoff, sleep, tryBeginImmediate, walSignature, yieldToEventLoop } from './lock.ts';
 
 // Column names come from the schema, so the statement cannot drift from the table.
 const insertColumns = [metrics.name, metrics.value, metrics.recordedAt, metrics.labels, metrics.eventId];
@@ -109,8 +109,6 @@ export class SqliteWriter {
 
   private async drainLoop(): Promise<void> {
     const backoff = new Backoff();
-    // The -wal file as the last refused attempt saw it: a change since means others are committing.
-    let walSeen: string | undefined;
     let trace = tracePhases('write');
     while (this.queue.hasJobs && this.connectionOpen) {
       let began: boolean;
@@ -123,19 +121,12 @@ export class SqliteWriter {
       }
       if (!began) {
         this.queue.expireOverdue(Date.now());
-        if (!this.queue.hasJobs) continue;
-        const wal = walSignature(this.path);
-        const delay = backoff.next(walSeen !== undefined && wal !== walSeen);
-        walSeen = wal;
-        // Nearer the oldest caller's deadline, more attempts (an eighth of the time left, down to SQLite's
-        // 100 ms): long sleeps favour newcomers, who poll often at first. Never past it: its
-        // LockTimeoutError is due then, not at the next attempt.
-        const left = Math.max(0, this.queue.nextDeadline - Date.now());
-        await sleep(Math.min(delay, Math.max(left / 8, Math.min(left, backoffPolicy.maxDelayMs))));
+        if (this.queue.hasJobs) {
+          await sleep(backoff.next({ wal: walSignature(this.path), deadline: this.queue.nextDeadline }));
+        }
         continue;
       }
       backoff.reset();
-      walSeen = undefined;
       trace.mark('lock-wait');
       this.commitNextBatch(false);
       trace.mark('commit');
