@@ -15,11 +15,20 @@ export interface Phase {
   wallMs: number;
   /** CPU time of the whole process (user + system) during the phase. */
   cpuMs: number;
+  /**
+   * How many times the kernel took the CPU away from the process during the phase
+   * (involuntary context switches, process-wide). A phase that holds the file's
+   * write lock and is preempted keeps every other writer waiting until the
+   * scheduler comes back to it.
+   */
+  preempted: number;
+  /** For `lock-wait`: attempts at the lock, the successful one included. */
+  attempts?: number;
 }
 
 export interface PhaseTrace {
   /** Publishes the phase that ends now (it began at the previous mark, or when the trace started). */
-  mark(phase: string): void;
+  mark(phase: string, counts?: { attempts?: number }): void;
 }
 
 const silent: PhaseTrace = { mark() {} };
@@ -28,18 +37,22 @@ export function tracePhases(scope: string): PhaseTrace {
   if (!phaseChannel.hasSubscribers) return silent;
   let wall = performance.now();
   let cpu = process.cpuUsage();
+  let switches = process.resourceUsage().involuntaryContextSwitches;
   return {
-    mark(phase) {
+    mark(phase, counts) {
       const used = process.cpuUsage(cpu);
       const message: Phase = {
         scope,
         phase,
         wallMs: performance.now() - wall,
         cpuMs: (used.user + used.system) / 1000,
+        preempted: process.resourceUsage().involuntaryContextSwitches - switches,
+        ...counts,
       };
       phaseChannel.publish(message);
       wall = performance.now();
       cpu = process.cpuUsage();
+      switches = process.resourceUsage().involuntaryContextSwitches;
     },
   };
 }

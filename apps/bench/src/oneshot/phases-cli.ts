@@ -4,11 +4,13 @@ import { sortedCopy } from '../stats.ts';
 import { type OneshotRun, runOneshot } from './run.ts';
 
 /**
- * `pnpm --filter @repo/bench run phases [--writers 1,50,500] [--mode process|thread]`
+ * `pnpm --filter @repo/bench run phases [--writers 1,50,500] [--mode process|thread] [--sketch relay]`
  *
  * Where one short-lived writer's time and CPU go, phase by phase, naive code and
  * the repository side by side, at each number of writers released at once:
  * starting, each step of opening, waiting for the write lock, committing, closing.
+ * `--sketch relay` adds a third run: the measurement sketch of a leader design
+ * (oneshot/relay-sketch.ts, not the library), against the same baseline.
  */
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -17,8 +19,13 @@ const option = (name: string, fallback: string) => {
 };
 const writerCounts = option('writers', '1,50,500').split(',').map(Number);
 const mode = option('mode', 'process') as WorkerKind;
-if (writerCounts.some((n) => !Number.isInteger(n) || n < 1) || (mode !== 'process' && mode !== 'thread')) {
-  process.stderr.write('usage: phases [--writers 1,50,500] [--mode process|thread]\n');
+const sketch = option('sketch', 'none');
+if (
+  writerCounts.some((n) => !Number.isInteger(n) || n < 1) ||
+  (mode !== 'process' && mode !== 'thread') ||
+  (sketch !== 'none' && sketch !== 'relay')
+) {
+  process.stderr.write('usage: phases [--writers 1,50,500] [--mode process|thread] [--sketch relay]\n');
   process.exit(2);
 }
 
@@ -28,23 +35,28 @@ interface Row {
   label: string;
   wall: number[];
   cpu: number[];
+  preempted: number[];
 }
 
 /** Rows of the table for one run: start-up, then each published phase (summed per writer), then totals. */
 function rowsOf(run: OneshotRun): Row[] {
   const rows = new Map<string, Row>();
-  const add = (label: string, writer: number, wall: number, cpu: number) => {
+  const add = (label: string, writer: number, wall: number, cpu: number, preempted = Number.NaN) => {
     let row = rows.get(label);
     if (row === undefined) {
-      row = { label, wall: new Array(run.results.length).fill(0), cpu: new Array(run.results.length).fill(0) };
+      const zeros = () => new Array<number>(run.results.length).fill(0);
+      row = { label, wall: zeros(), cpu: zeros(), preempted: zeros() };
       rows.set(label, row);
     }
     row.wall[writer] = (row.wall[writer] ?? 0) + wall;
     row.cpu[writer] = (row.cpu[writer] ?? 0) + cpu;
+    row.preempted[writer] = (row.preempted[writer] ?? 0) + preempted;
   };
   run.results.forEach((result, writer) => {
     add('start to ready (before the barrier)', writer, result.startupMs, result.startupCpuMs);
-    for (const phase of result.phases) add(`${phase.scope}: ${phase.phase}`, writer, phase.wallMs, phase.cpuMs);
+    for (const phase of result.phases) {
+      add(`${phase.scope}: ${phase.phase}`, writer, phase.wallMs, phase.cpuMs, phase.preempted);
+    }
     add('release to acknowledgement', writer, result.latencyMs, Number.NaN);
     add('release to closed (total)', writer, result.totalMs, result.cpuMs);
   });
@@ -59,15 +71,23 @@ const mean = (values: number[]) => {
 
 for (const writers of writerCounts) {
   const runs: OneshotRun[] = [];
-  for (const target of ['raw', 'repo'] as const) runs.push(await runOneshot(target, mode, writers));
+  const targets = sketch === 'relay' ? (['raw', 'repo', 'relay-sketch'] as const) : (['raw', 'repo'] as const);
+  for (const target of targets) runs.push(await runOneshot(target, mode, writers));
   process.stdout.write(
     `\n${writers} ${mode === 'thread' ? 'threads' : 'processes'}, one row each, WAL, released at once\n`,
   );
-  const header = ['phase', 'target', 'wall p50', 'wall p99', 'cpu mean'];
+  const header = ['phase', 'target', 'wall p50', 'wall p99', 'cpu mean', 'preempted'];
   const lines: string[][] = [];
   for (const run of runs) {
     for (const row of rowsOf(run)) {
-      lines.push([row.label, run.target, fixed(p(row.wall, 50)), fixed(p(row.wall, 99)), fixed(mean(row.cpu))]);
+      lines.push([
+        row.label,
+        run.target,
+        fixed(p(row.wall, 50)),
+        fixed(p(row.wall, 99)),
+        fixed(mean(row.cpu)),
+        fixed(mean(row.preempted)),
+      ]);
     }
   }
   const widths = header.map((h, i) => Math.max(h.length, ...lines.map((line) => (line[i] ?? '').length)));
@@ -80,8 +100,26 @@ for (const writers of writerCounts) {
       `${run.target}: acked ${run.acked}/${run.writers}, stored ${run.stored}, latency p99 ${fixed(p(run.latenciesMs, 99))} ms, CPU per row ${fixed(run.cpuMs / run.writers)} ms${run.firstError ? `, first error: ${run.firstError}` : ''}\n`,
     );
   }
-  const [raw, repo] = runs as [OneshotRun, OneshotRun];
-  process.stdout.write(
-    `repo/raw: p99 ${(p(repo.latenciesMs, 99) / p(raw.latenciesMs, 99)).toFixed(2)}x, CPU per row ${(repo.cpuMs / raw.cpuMs).toFixed(2)}x\n`,
+  const attempts = (runs[1] as OneshotRun).results.flatMap((result) =>
+    result.phases.filter((phase) => phase.phase === 'lock-wait').map((phase) => phase.attempts ?? Number.NaN),
   );
+  if (attempts.length > 0) {
+    process.stdout.write(
+      `repo: attempts at the write lock per transaction p50 ${p(attempts, 50)}, p99 ${p(attempts, 99)}, max ${Math.max(...attempts)}\n`,
+    );
+  }
+  const sketchRun = runs.find((run) => run.target === 'relay-sketch');
+  if (sketchRun !== undefined) {
+    const roles = sketchRun.results.flatMap((result) => result.phases.filter((phase) => phase.scope === 'sketch'));
+    const tries = roles.map((phase) => phase.attempts ?? Number.NaN);
+    process.stdout.write(
+      `relay-sketch: ${roles.filter((phase) => phase.phase === 'led').length} leader(s); tries to bind or reach one p50 ${p(tries, 50)}, p99 ${p(tries, 99)}\n`,
+    );
+  }
+  const [raw, ...others] = runs as [OneshotRun, ...OneshotRun[]];
+  for (const run of others) {
+    process.stdout.write(
+      `${run.target}/raw: p99 ${(p(run.latenciesMs, 99) / p(raw.latenciesMs, 99)).toFixed(2)}x, CPU per row ${(run.cpuMs / raw.cpuMs).toFixed(2)}x\n`,
+    );
+  }
 }

@@ -2,6 +2,7 @@ import { type Phase, phaseChannel } from '@repo/db';
 import { defineWorker } from '@repo/launcher/worker';
 import { openMetricsRepo } from '@repo/metrics-repo';
 import BetterSqlite3 from 'better-sqlite3';
+import { relayInsert } from './relay-sketch.ts';
 
 /**
  * One short-lived writer, the scenario this project started from: after the
@@ -11,7 +12,8 @@ import BetterSqlite3 from 'better-sqlite3';
  */
 export interface OneshotInput {
   path: string;
-  target: 'raw' | 'repo';
+  /** `relay-sketch`: the measurement sketch of a leader design (relay-sketch.ts), not the library. */
+  target: 'raw' | 'repo' | 'relay-sketch';
   index: number;
 }
 
@@ -35,6 +37,9 @@ const cpuMsSince = (start: NodeJS.CpuUsage) => {
   return (used.user + used.system) / 1000;
 };
 
+/** Involuntary context switches of this process so far (see Phase.preempted). */
+const preemptions = () => process.resourceUsage().involuntaryContextSwitches;
+
 defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuMs: number }, OneshotResult>({
   setup(input) {
     // performance.now() counts from the start of this process (or thread).
@@ -50,13 +55,33 @@ defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuM
     let error: string | undefined;
     const row = { name: 'oneshot', value: input.index, labels: { writer: String(input.index) } };
     try {
-      if (input.target === 'raw') {
+      if (input.target === 'relay-sketch') {
+        const outcome = await relayInsert(input.path, row, () => {
+          latencyMs = performance.now() - start;
+        });
+        phases.push({
+          scope: 'sketch',
+          phase: outcome.led ? 'led' : 'followed',
+          wallMs: performance.now() - start,
+          cpuMs: cpuMsSince(cpu),
+          preempted: 0,
+          attempts: outcome.tries,
+        });
+      } else if (input.target === 'raw') {
         let mark = performance.now();
         let markCpu = process.cpuUsage();
+        let markSwitches = preemptions();
         const phase = (name: string) => {
-          phases.push({ scope: 'raw', phase: name, wallMs: performance.now() - mark, cpuMs: cpuMsSince(markCpu) });
+          phases.push({
+            scope: 'raw',
+            phase: name,
+            wallMs: performance.now() - mark,
+            cpuMs: cpuMsSince(markCpu),
+            preempted: preemptions() - markSwitches,
+          });
           mark = performance.now();
           markCpu = process.cpuUsage();
+          markSwitches = preemptions();
         };
         const db = new BetterSqlite3(input.path, { timeout: 5000 });
         phase('connection');
@@ -74,10 +99,18 @@ defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuM
         // The caller's own view, around each call: what the library's phases leave out shows in the difference.
         let mark = performance.now();
         let markCpu = process.cpuUsage();
+        let markSwitches = preemptions();
         const call = (name: string) => {
-          phases.push({ scope: 'call', phase: name, wallMs: performance.now() - mark, cpuMs: cpuMsSince(markCpu) });
+          phases.push({
+            scope: 'call',
+            phase: name,
+            wallMs: performance.now() - mark,
+            cpuMs: cpuMsSince(markCpu),
+            preempted: preemptions() - markSwitches,
+          });
           mark = performance.now();
           markCpu = process.cpuUsage();
+          markSwitches = preemptions();
         };
         const repo = await openMetricsRepo({ path: input.path });
         call('openMetricsRepo');

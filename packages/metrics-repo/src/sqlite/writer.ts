@@ -1,4 +1,4 @@
-import { isBusyError, type Metric, metrics, sqliteCodeOf, tracePhases } from '@repo/db';
+import { isBusyError, type Metric, metrics, type PhaseTrace, sqliteCodeOf, tracePhases } from '@repo/db';
 import { Mutex } from 'async-mutex';
 import type BetterSqlite3 from 'better-sqlite3';
 import { getTableName } from 'drizzle-orm';
@@ -126,10 +126,10 @@ export class SqliteWriter {
         }
         continue;
       }
+      trace.mark('lock-wait', { attempts: backoff.refusals + 1 });
       backoff.reset();
-      trace.mark('lock-wait');
-      this.commitNextBatch(false);
-      trace.mark('commit');
+      this.commitNextBatch(false, trace);
+      trace.mark('settle');
       // Between transactions, timers and I/O of the host process run, and other connections get a chance at the lock.
       if (this.queue.hasJobs) {
         await yieldToEventLoop();
@@ -138,26 +138,32 @@ export class SqliteWriter {
     }
   }
 
-  /** Called once BEGIN IMMEDIATE has succeeded: commits the next batch, or fails it if the file is damaged. Synchronous. */
-  private commitNextBatch(inline: boolean): void {
+  /**
+   * Called once BEGIN IMMEDIATE has succeeded: commits the next batch, or fails it if the file is damaged.
+   * Synchronous. `trace` hears `lock-held` when the transaction ends (the write lock is released).
+   */
+  private commitNextBatch(inline: boolean, trace?: PhaseTrace): void {
     try {
       verifyFile(this.path, this.identity, this.pageCount.get() as number);
     } catch (error) {
       this.sqlite.exec('ROLLBACK');
+      trace?.mark('lock-held');
       this.queue.fail(this.queue.takeBatch(), toDatabaseError(error), inline);
       return;
     }
-    this.commitBatch(this.queue.takeBatch(), inline);
+    this.commitBatch(this.queue.takeBatch(), inline, trace);
   }
 
   /** Runs inside BEGIN IMMEDIATE; commits, or rolls back and reports. Synchronous from start to end. */
-  private commitBatch(batch: Job[], inline: boolean): void {
+  private commitBatch(batch: Job[], inline: boolean, trace?: PhaseTrace): void {
     let outcomes: JobOutcome[];
     try {
       outcomes = batch.length === 1 ? this.writeAlone(batch[0] as Job) : this.writeBatch(batch);
       if (this.sqlite.inTransaction) this.sqlite.exec('COMMIT');
+      trace?.mark('lock-held');
     } catch (error) {
       if (this.sqlite.inTransaction) this.sqlite.exec('ROLLBACK');
+      trace?.mark('lock-held');
       // Nothing was committed: a lost lock sends the batch back to the front of the queue, in order.
       if (isBusyError(error)) this.queue.putBack(batch);
       else this.queue.fail(batch, toDatabaseError(error), inline);
