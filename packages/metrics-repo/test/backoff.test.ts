@@ -56,6 +56,23 @@ describe('Backoff: how long a writer sleeps between attempts at the lock', () =>
     expect(backoff.next(committed())).toBeLessThanOrEqual((backoffPolicy.delaysMs[0] as number) * (1 + jitter));
   });
 
+  it('a writer with many rows waiting keeps polling: the busy delay is divided by its queued rows, never below 100 ms', () => {
+    vi.useFakeTimers();
+    const wait = (queuedRows: number) => {
+      const backoff = new Backoff();
+      backoff.next({ wal: 'wal 1', queuedRows });
+      vi.advanceTimersByTime(20_000);
+      return backoff.next({ wal: 'wal 2', queuedRows });
+    };
+    // One row (a one-row process): the whole busy delay, 2 s.
+    expect(wait(1)).toBeGreaterThanOrEqual(busyMaxDelayMs * (1 - jitter));
+    // Four rows: a quarter of it.
+    expect(wait(4)).toBeLessThanOrEqual((busyMaxDelayMs / 4) * (1 + jitter));
+    expect(wait(4)).toBeGreaterThanOrEqual((busyMaxDelayMs / 4) * (1 - jitter));
+    // A full batch waiting: SQLite's cap, as while one holder keeps the lock.
+    expect(wait(1000)).toBeLessThanOrEqual(maxDelayMs * (1 + jitter));
+  });
+
   it('never past the deadline, and nearer it more attempts: an eighth of the time left, down to 100 ms', () => {
     vi.useFakeTimers();
     const backoff = new Backoff();

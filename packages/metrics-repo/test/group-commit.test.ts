@@ -123,4 +123,26 @@ describe('group commit', () => {
     expect(storedRows(path)).toBe(100);
     expect(repo.pendingRows).toBe(0);
   });
+  it('a synchronous loop of inserts while another connection holds the lock tries it once per full batch, not once per insert', async () => {
+    const path = tempDatabase();
+    const repo = await openMetricsRepo({ path, maxBatchRows: 100 });
+    // Count the attempts at the lock on the repository's own connection.
+    const connection = repo.db.$client;
+    const exec = connection.exec.bind(connection);
+    let attempts = 0;
+    connection.exec = (sql: string) => {
+      if (sql === 'BEGIN IMMEDIATE') attempts += 1;
+      return exec(sql);
+    };
+    const released = holdWriteLock(path, 300);
+    const calls = Array.from({ length: 5000 }, (_, i) => repo.insert({ name: 'loop', value: i }));
+    // Full batches were queued at 100, 200 ... 5,000 rows: one refused attempt for each, where
+    // one per insert past the first batch would be 4,901.
+    expect(attempts).toBeLessThanOrEqual(5000 / 100);
+    expect(attempts).toBeGreaterThan(0);
+    await released;
+    await Promise.all(calls);
+    expect(storedRows(path, "name = 'loop'")).toBe(5000);
+    await repo.close();
+  });
 });

@@ -30,6 +30,11 @@ export class SqliteWriter {
   private drainScheduled = false;
   private connectionOpen = true;
   private committingInline = false;
+  /**
+   * After an inline attempt found the lock taken, the next one waits until another full batch is
+   * queued: a synchronous loop of inserts would otherwise try (and be refused) once per insert.
+   */
+  private inlineRetryAt = 0;
   /** Checkpoints off the event loop (see checkpoint.ts). */
   readonly checkpointer: Checkpointer;
 
@@ -61,8 +66,13 @@ export class SqliteWriter {
   }
 
   private jobsAdded(queuedRows: number): void {
-    if (queuedRows >= this.maxBatchRows && !this.mutex.isLocked() && !this.committingInline) {
-      this.commitFullBatchNow();
+    if (
+      queuedRows >= this.maxBatchRows &&
+      queuedRows >= this.inlineRetryAt &&
+      !this.mutex.isLocked() &&
+      !this.committingInline
+    ) {
+      this.commitFullBatchNow(queuedRows);
     }
     this.scheduleDrain();
   }
@@ -77,7 +87,7 @@ export class SqliteWriter {
    * never interleaves with the drain loop, and it awaits nothing. Its callers'
    * promises settle on the next turn of the event loop (see WriteQueue.settle).
    */
-  private commitFullBatchNow(): void {
+  private commitFullBatchNow(queuedRows: number): void {
     if (!this.connectionOpen) return;
     this.committingInline = true;
     try {
@@ -88,6 +98,7 @@ export class SqliteWriter {
         return; // The drain loop meets the same error and reports it to the callers.
       }
       if (began) this.commitNextBatch(true);
+      else this.inlineRetryAt = queuedRows + this.maxBatchRows;
     } finally {
       this.committingInline = false;
     }
@@ -122,7 +133,13 @@ export class SqliteWriter {
       if (!began) {
         this.queue.expireOverdue(Date.now());
         if (this.queue.hasJobs) {
-          await sleep(backoff.next({ wal: walSignature(this.path), deadline: this.queue.nextDeadline }));
+          await sleep(
+            backoff.next({
+              wal: walSignature(this.path),
+              deadline: this.queue.nextDeadline,
+              queuedRows: this.queue.pendingRows,
+            }),
+          );
         }
         continue;
       }
@@ -169,6 +186,7 @@ export class SqliteWriter {
       else this.queue.fail(batch, toDatabaseError(error), inline);
       return;
     }
+    this.inlineRetryAt = 0;
     this.queue.settle(batch, outcomes, inline);
     this.checkpointer.afterCommit();
   }
