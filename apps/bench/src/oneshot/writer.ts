@@ -1,4 +1,4 @@
-import { type Phase, phaseChannel } from '@repo/db';
+import { type Phase, phaseChannel, tracePhases } from '@repo/db';
 import { defineWorker } from '@repo/launcher/worker';
 import { openMetricsRepo } from '@repo/metrics-repo';
 import BetterSqlite3 from 'better-sqlite3';
@@ -37,9 +37,6 @@ const cpuMsSince = (start: NodeJS.CpuUsage) => {
   return (used.user + used.system) / 1000;
 };
 
-/** Involuntary context switches of this process so far (see Phase.preempted). */
-const preemptions = () => process.resourceUsage().involuntaryContextSwitches;
-
 defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuMs: number }, OneshotResult>({
   setup(input) {
     // performance.now() counts from the start of this process (or thread).
@@ -55,36 +52,17 @@ defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuM
     let error: string | undefined;
     const row = { name: 'oneshot', value: input.index, labels: { writer: String(input.index) } };
     try {
+      // Every phase, the library's and the caller's, goes through the same diagnostics channel (collected above).
       if (input.target === 'relay-sketch') {
+        const trace = tracePhases('sketch');
         const outcome = await relayInsert(input.path, row, () => {
           latencyMs = performance.now() - start;
         });
-        phases.push({
-          scope: 'sketch',
-          phase: outcome.led ? 'led' : 'followed',
-          wallMs: performance.now() - start,
-          cpuMs: cpuMsSince(cpu),
-          preempted: 0,
-          attempts: outcome.tries,
-        });
+        trace.mark(outcome.led ? 'led' : 'followed', { attempts: outcome.tries });
       } else if (input.target === 'raw') {
-        let mark = performance.now();
-        let markCpu = process.cpuUsage();
-        let markSwitches = preemptions();
-        const phase = (name: string) => {
-          phases.push({
-            scope: 'raw',
-            phase: name,
-            wallMs: performance.now() - mark,
-            cpuMs: cpuMsSince(markCpu),
-            preempted: preemptions() - markSwitches,
-          });
-          mark = performance.now();
-          markCpu = process.cpuUsage();
-          markSwitches = preemptions();
-        };
+        const trace = tracePhases('raw');
         const db = new BetterSqlite3(input.path, { timeout: 5000 });
-        phase('connection');
+        trace.mark('connection');
         db.prepare('INSERT INTO metrics (name, value, recorded_at, labels) VALUES (?, ?, ?, ?)').run(
           row.name,
           row.value,
@@ -92,33 +70,19 @@ defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuM
           JSON.stringify(row.labels),
         );
         latencyMs = performance.now() - start;
-        phase('insert (lock wait + commit)');
+        trace.mark('insert (lock wait + commit)');
         db.close();
-        phase('close');
+        trace.mark('close');
       } else {
         // The caller's own view, around each call: what the library's phases leave out shows in the difference.
-        let mark = performance.now();
-        let markCpu = process.cpuUsage();
-        let markSwitches = preemptions();
-        const call = (name: string) => {
-          phases.push({
-            scope: 'call',
-            phase: name,
-            wallMs: performance.now() - mark,
-            cpuMs: cpuMsSince(markCpu),
-            preempted: preemptions() - markSwitches,
-          });
-          mark = performance.now();
-          markCpu = process.cpuUsage();
-          markSwitches = preemptions();
-        };
+        const trace = tracePhases('call');
         const repo = await openMetricsRepo({ path: input.path });
-        call('openMetricsRepo');
+        trace.mark('openMetricsRepo');
         await repo.insert(row);
         latencyMs = performance.now() - start;
-        call('insert');
+        trace.mark('insert');
         await repo.close();
-        call('close');
+        trace.mark('close');
       }
     } catch (caught) {
       error =
