@@ -41,18 +41,20 @@ export function tracePhases(scope: string): PhaseTrace {
   return {
     mark(phase, counts) {
       const used = process.cpuUsage(cpu);
+      // A count, not a duration: one sample serves as this phase's end and the next one's start.
+      const switchesNow = process.resourceUsage().involuntaryContextSwitches;
       const message: Phase = {
         scope,
         phase,
         wallMs: performance.now() - wall,
         cpuMs: (used.user + used.system) / 1000,
-        preempted: process.resourceUsage().involuntaryContextSwitches - switches,
+        preempted: switchesNow - switches,
         ...counts,
       };
       phaseChannel.publish(message);
       wall = performance.now();
       cpu = process.cpuUsage();
-      switches = process.resourceUsage().involuntaryContextSwitches;
+      switches = switchesNow;
     },
   };
 }

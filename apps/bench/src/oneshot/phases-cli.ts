@@ -100,7 +100,7 @@ for (const writers of writerCounts) {
       `${run.target}: acked ${run.acked}/${run.writers}, stored ${run.stored}, latency p99 ${fixed(p(run.latenciesMs, 99))} ms, CPU per row ${fixed(run.cpuMs / run.writers)} ms${run.firstError ? `, first error: ${run.firstError}` : ''}\n`,
     );
   }
-  const attempts = (runs[1] as OneshotRun).results.flatMap((result) =>
+  const attempts = (runs.find((run) => run.target === 'repo')?.results ?? []).flatMap((result) =>
     result.phases.filter((phase) => phase.phase === 'lock-wait').map((phase) => phase.attempts ?? Number.NaN),
   );
   if (attempts.length > 0) {

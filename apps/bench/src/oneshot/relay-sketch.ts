@@ -39,8 +39,6 @@ export interface RelayOutcome {
   led: boolean;
   /** Attempts to bind or reach a leader (1 when the first one worked). */
   tries: number;
-  /** Rows this writer committed for others, as leader. */
-  served: number;
 }
 
 /** Records `row` through the file's leader, or as its leader. Calls `acknowledged` once the row is committed. */
@@ -52,11 +50,14 @@ export async function relayInsert(path: string, row: SketchRow, acknowledged: ()
       server.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? 'error'));
       server.listen({ path: socketPath, backlog: 4096 }, () => resolve('ok'));
     });
-    if (bound === 'ok') return { led: true, tries: attempt + 1, served: await lead(server, path, row, acknowledged) };
+    if (bound === 'ok') {
+      await lead(server, path, row, acknowledged);
+      return { led: true, tries: attempt + 1 };
+    }
     const answer = await sendToLeader(socketPath, { ...row, recordedAt: Date.now() });
     if (answer === 'ok') {
       acknowledged();
-      return { led: false, tries: attempt + 1, served: 0 };
+      return { led: false, tries: attempt + 1 };
     }
     // A socket file without a leader (it died): remove it, so that the next attempt can bind.
     if (answer === 'ECONNREFUSED') {
@@ -90,21 +91,19 @@ function sendToLeader(socketPath: string, row: SentRow): Promise<string> {
   });
 }
 
-/** Leads until idle; returns how many rows it committed for others. */
-async function lead(server: net.Server, path: string, own: SketchRow, acknowledged: () => void): Promise<number> {
+/** Commits its own row, then the others' until idle. */
+async function lead(server: net.Server, path: string, own: SketchRow, acknowledged: () => void): Promise<void> {
   const db = new BetterSqlite3(path, { timeout: 5000 });
   const insert = db.prepare(insertSql);
   let pending: { socket: net.Socket; row: SentRow }[] = [];
   let flushScheduled = false;
   let connections = 0;
   let lastActivity = Date.now();
-  let served = 0;
   const flush = () => {
     flushScheduled = false;
     const batch = pending;
     pending = [];
     if (batch.length === 0) return;
-    served += batch.length;
     db.exec('BEGIN IMMEDIATE');
     for (const { row } of batch) insert.run(row.name, row.value, row.recordedAt, JSON.stringify(row.labels));
     db.exec('COMMIT');
@@ -145,5 +144,4 @@ async function lead(server: net.Server, path: string, own: SketchRow, acknowledg
   await new Promise((resolve) => server.close(resolve));
   flush();
   db.close();
-  return served;
 }

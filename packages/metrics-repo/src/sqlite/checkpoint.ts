@@ -2,6 +2,7 @@ import { rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import type BetterSqlite3 from 'better-sqlite3';
+import { walFile } from './file-identity.ts';
 
 /**
  * Checkpoints (copying committed pages from the -wal file back into the
@@ -30,7 +31,7 @@ import type BetterSqlite3 from 'better-sqlite3';
  *
  * One thread per file, not one per repository: the repository whose thread
  * works touches a lease file beside the database (`<file>-checkpointer`, its
- * modification time only) at each of its commits while the WAL is large, and
+ * modification time only) while it commits with a large WAL (at most every 500 ms), and
  * removes it when it closes. Another repository, in this process or another,
  * starts no thread while that lease is fresh (`leaseMs`); it takes over once
  * the lease is gone or stale (its holder closed, was killed, or stopped
@@ -66,6 +67,8 @@ export class Checkpointer {
   lastError: string | undefined;
 
   private readonly leasePath: string;
+  /** When this repository last touched its own lease. */
+  private ownLeaseTouchedAt = 0;
 
   constructor(
     private readonly sqlite: BetterSqlite3.Database,
@@ -86,8 +89,7 @@ export class Checkpointer {
     this.commits += 1;
     if (this.commits < checkpointPolicy.commitsBeforeThread || !this.walIsLarge()) return;
     // Another repository's thread is at work on this file: leave the checkpoints to it.
-    if (this.worker === undefined && leaseIsFresh(this.leasePath)) return;
-    renewLease(this.leasePath);
+    if (this.worker === undefined && !this.leaseIsOurs()) return;
     this.thread().postMessage('checkpoint');
   }
 
@@ -113,12 +115,25 @@ export class Checkpointer {
     }
   }
 
-  private walIsLarge(): boolean {
-    try {
-      return statSync(`${this.path}-wal`).size > checkpointPolicy.walBytes;
-    } catch {
-      return false;
+  /**
+   * Takes or keeps the lease, unless another repository holds a fresh one. The holder touches it at
+   * most every quarter of `leaseMs`, however often it commits.
+   */
+  private leaseIsOurs(): boolean {
+    const now = Date.now();
+    if (this.worker === undefined) {
+      const touched = leaseTouchedAt(this.leasePath);
+      if (touched !== undefined && now - touched < checkpointPolicy.leaseMs) return false;
     }
+    if (now - this.ownLeaseTouchedAt >= checkpointPolicy.leaseMs / 4) {
+      touchLease(this.leasePath);
+      this.ownLeaseTouchedAt = now;
+    }
+    return true;
+  }
+
+  private walIsLarge(): boolean {
+    return (walFile(this.path)?.size ?? 0) > checkpointPolicy.walBytes;
   }
 
   private thread(): Worker {
@@ -143,18 +158,17 @@ export class Checkpointer {
   }
 }
 
-/** Whether a checkpoint thread (of any repository on the file) touched the lease within `leaseMs`. */
-function leaseIsFresh(leasePath: string): boolean {
+/** When a checkpoint thread (of any repository on the file) last touched the lease; undefined when there is none. */
+function leaseTouchedAt(leasePath: string): number | undefined {
   try {
-    const stats = statSync(leasePath, { throwIfNoEntry: false });
-    return stats !== undefined && Date.now() - stats.mtimeMs < checkpointPolicy.leaseMs;
+    return statSync(leasePath, { throwIfNoEntry: false })?.mtimeMs;
   } catch {
-    return false;
+    return undefined;
   }
 }
 
 /** Marks this repository's thread as at work: the lease's modification time, set by path (no descriptor kept). */
-function renewLease(leasePath: string): void {
+function touchLease(leasePath: string): void {
   const now = new Date();
   try {
     utimesSync(leasePath, now, now);

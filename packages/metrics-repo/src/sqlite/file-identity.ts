@@ -77,12 +77,22 @@ export function verifyFile(path: string, identity: FileIdentity, pageCount?: num
   }
 }
 
-function walSize(path: string): number {
+/**
+ * The database's -wal file now: its size and modification time, or undefined when
+ * there is none (or it cannot be examined). Only `stat`, like everything here.
+ * Shared by the file check, the lock's back-off and the checkpointer.
+ */
+export function walFile(path: string): { size: number; mtimeNs: bigint } | undefined {
   try {
-    return statSync(`${path}-wal`).size;
+    const stats = statSync(`${path}-wal`, { bigint: true, throwIfNoEntry: false });
+    return stats === undefined ? undefined : { size: Number(stats.size), mtimeNs: stats.mtimeNs };
   } catch {
-    return 0;
+    return undefined;
   }
+}
+
+function walSize(path: string): number {
+  return walFile(path)?.size ?? 0;
 }
 
 /** "was deleted" or "was renamed to ...": the open descriptor's /proc link says which (Linux); elsewhere, both. */

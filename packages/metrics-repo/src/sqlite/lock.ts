@@ -1,6 +1,6 @@
-import { statSync } from 'node:fs';
 import { isBusyError } from '@repo/db';
 import type BetterSqlite3 from 'better-sqlite3';
+import { walFile } from './file-identity.ts';
 
 /**
  * Waiting for another connection's lock without freezing the event loop.
@@ -113,15 +113,11 @@ export class Backoff {
  * What the -wal file looks like now (size and modification time): a change
  * between two attempts means another connection committed in between. Only
  * `stat`: no descriptor of our own on a file SQLite has open (see @repo/db).
+ * An unreadable directory reads as no file: it is only a hint for the back-off.
  */
 export function walSignature(databasePath: string): string {
-  try {
-    const stats = statSync(`${databasePath}-wal`, { bigint: true, throwIfNoEntry: false });
-    return stats === undefined ? 'none' : `${stats.size}:${stats.mtimeNs}`;
-  } catch {
-    // Only a hint for the back-off: an unreadable directory must not fail the write (the attempt says why).
-    return 'unknown';
-  }
+  const wal = walFile(databasePath);
+  return wal === undefined ? 'none' : `${wal.size}:${wal.mtimeNs}`;
 }
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
