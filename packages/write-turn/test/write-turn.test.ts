@@ -1,0 +1,156 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it } from 'vitest';
+import { loadWriteTurn, openWriteTurn } from '../src/index.ts';
+
+const holderScript = new URL('./fixtures/holder.mjs', import.meta.url).pathname;
+const dirs: string[] = [];
+const children: ChildProcess[] = [];
+afterEach(() => {
+  for (const child of children.splice(0)) child.kill('SIGKILL');
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+function turnPath(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'write-turn-'));
+  dirs.push(dir);
+  return join(dir, 'metrics.db-turn');
+}
+
+function startHolder(path: string, ...args: string[]): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', holderScript, path, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  children.push(child);
+  return child;
+}
+const heldBy = (child: ChildProcess) =>
+  new Promise<void>((resolve, reject) => {
+    child.stdout?.on('data', (chunk: Buffer) => chunk.toString().includes('held') && resolve());
+    child.on('exit', (code) => reject(new Error(`holder exited with ${code}`)));
+  });
+const exited = (child: ChildProcess) =>
+  new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+
+describe('write turn', () => {
+  it('loads here (the addon was built by pnpm install)', () => {
+    expect(loadWriteTurn()).toEqual({ ok: true });
+  });
+
+  it('one holder at a time; a release hands the turn to a waiter', async () => {
+    const path = turnPath();
+    const first = openWriteTurn(path);
+    const second = openWriteTurn(path);
+    expect(first.tryAcquire()).toBe(true);
+    expect(second.tryAcquire()).toBe(false);
+    const waiting = second.acquire(10_000);
+    let settled = false;
+    void waiting.then(() => {
+      settled = true;
+    });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(settled).toBe(false);
+    first.release();
+    expect(await waiting).toBe(true);
+    expect(second.held).toBe(true);
+    expect(first.tryAcquire()).toBe(false);
+    second.release();
+    expect(first.tryAcquire()).toBe(true);
+    first.close();
+    second.close();
+  });
+
+  it('a wait that runs out resolves false, and the event loop runs meanwhile', async () => {
+    const path = turnPath();
+    const holder = openWriteTurn(path);
+    const waiter = openWriteTurn(path);
+    expect(holder.tryAcquire()).toBe(true);
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 10);
+    expect(await waiter.acquire(300)).toBe(false);
+    clearInterval(ticker);
+    expect(ticks).toBeGreaterThan(3);
+    expect(waiter.held).toBe(false);
+    holder.close();
+    waiter.close();
+  });
+
+  it('closing a handle while it waits settles the wait as false; its release-on-close frees the turn', async () => {
+    const path = turnPath();
+    const holder = openWriteTurn(path);
+    const waiter = openWriteTurn(path);
+    holder.tryAcquire();
+    const waiting = waiter.acquire(60_000);
+    waiter.close();
+    expect(await waiting).toBe(false);
+    holder.close(); // releases
+    const next = openWriteTurn(path);
+    expect(next.tryAcquire()).toBe(true);
+    next.close();
+  });
+
+  it('a holder killed with SIGKILL hands the turn on', async () => {
+    const path = turnPath();
+    const child = startHolder(path, 'hold');
+    await heldBy(child);
+    const turn = openWriteTurn(path);
+    expect(turn.tryAcquire()).toBe(false);
+    const waiting = turn.acquire(15_000);
+    child.kill('SIGKILL');
+    expect(await waiting).toBe(true);
+    turn.close();
+  });
+
+  it('a worker thread terminated while it holds the turn hands it on', async () => {
+    const path = turnPath();
+    const worker = new Worker(new URL('./fixtures/thread-holder.mjs', import.meta.url), { workerData: path });
+    const held = await new Promise((resolve) => worker.once('message', resolve));
+    expect(held).toBe(true);
+    const turn = openWriteTurn(path);
+    expect(turn.tryAcquire()).toBe(false);
+    const waiting = turn.acquire(15_000);
+    await worker.terminate();
+    expect(await waiting).toBe(true);
+    turn.close();
+  });
+
+  it('20 processes opening a fresh turn file at once share one turn: their holds never overlap', async () => {
+    const path = turnPath();
+    const log = `${path}.log`;
+    writeFileSync(log, ''); // fd-safe: the holders' log file, never a database
+    const runs = Array.from({ length: 20 }, () => exited(startHolder(path, 'log', log)));
+    expect(await Promise.all(runs)).toEqual(Array(20).fill(0));
+    // fd-safe: the holders' log file, never a database
+    const lines = readFileSync(log, 'utf8').trim().split('\n');
+    expect(lines).toHaveLength(40);
+    for (let i = 0; i < lines.length; i += 2) {
+      const [start, end] = [lines[i]?.split(' '), lines[i + 1]?.split(' ')];
+      expect(start?.[0]).toBe('start');
+      expect(end).toEqual(['end', start?.[1]]);
+    }
+  });
+
+  it('a damaged or foreign turn file is replaced, not trusted', () => {
+    const path = turnPath();
+    writeFileSync(path, Buffer.alloc(4096, 0xff)); // fd-safe: a turn file, never a database
+    const turn = openWriteTurn(path);
+    expect(turn.tryAcquire()).toBe(true);
+    turn.close();
+    writeFileSync(path, 'short'); // fd-safe: a turn file, never a database
+    const again = openWriteTurn(path);
+    expect(again.tryAcquire()).toBe(true);
+    again.close();
+  });
+
+  it('refuses misuse with a clear error', async () => {
+    const path = turnPath();
+    const turn = openWriteTurn(path);
+    expect(turn.tryAcquire()).toBe(true);
+    expect(() => turn.tryAcquire()).toThrow(/already held/);
+    turn.close();
+    expect(() => turn.tryAcquire()).toThrow(/closed/);
+    expect(() => openWriteTurn(join(path, 'not-a-dir', 'x'))).toThrow(/cannot open the write turn/);
+  });
+});
