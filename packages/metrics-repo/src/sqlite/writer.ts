@@ -8,6 +8,7 @@ import type { ValidRow } from '../validate.ts';
 import { Checkpointer } from './checkpoint.ts';
 import { type FileIdentity, verifyFile } from './file-identity.ts';
 import { Backoff, sleep, tryBeginImmediate, walSignature, yieldToEventLoop } from './lock.ts';
+import { openTurn, TurnWait, type WriteTurn } from './turn.ts';
 
 // Column names come from the schema, so the statement cannot drift from the table.
 const insertColumns = [metrics.name, metrics.value, metrics.recordedAt, metrics.labels, metrics.eventId];
@@ -30,6 +31,13 @@ export class SqliteWriter {
   private drainScheduled = false;
   private connectionOpen = true;
   private committingInline = false;
+  /**
+   * The file's write turn (@repo/write-turn), opened at the first refused BEGIN: from then on this
+   * writer waits for its turn in the kernel, and only the turn's holder polls SQLite. Undefined
+   * until then, or for good where it cannot be opened (the wait then stays on timers alone).
+   */
+  private turn: WriteTurn | undefined;
+  private turnTried = false;
   /**
    * After an inline attempt found the lock taken, the next one waits until another full batch is
    * queued: a synchronous loop of inserts would otherwise try (and be refused) once per insert.
@@ -59,6 +67,7 @@ export class SqliteWriter {
         const trace = tracePhases('close');
         this.connectionOpen = false;
         await this.checkpointer.close();
+        this.turn?.close();
         this.sqlite.close();
         trace.mark('close');
       }
@@ -120,39 +129,78 @@ export class SqliteWriter {
 
   private async drainLoop(): Promise<void> {
     const backoff = new Backoff();
+    const turnWait = new TurnWait();
+    let attempts = 0;
     let trace = tracePhases('write');
-    while (this.queue.hasJobs && this.connectionOpen) {
-      let began: boolean;
-      try {
-        began = tryBeginImmediate(this.sqlite);
-      } catch (error) {
-        // Not a lock conflict (I/O error, file replaced...): the next batch's callers hear about it.
-        this.queue.fail(this.queue.takeBatch(), toDatabaseError(error));
-        continue;
-      }
-      if (!began) {
-        this.queue.expireOverdue(Date.now());
-        if (this.queue.hasJobs) {
+    try {
+      while (this.queue.hasJobs && this.connectionOpen) {
+        if (!(await this.takeTurn(turnWait))) continue;
+        let began: boolean;
+        attempts += 1;
+        try {
+          began = tryBeginImmediate(this.sqlite);
+        } catch (error) {
+          // Not a lock conflict (I/O error, file replaced...): the next batch's callers hear about it.
+          this.queue.fail(this.queue.takeBatch(), toDatabaseError(error));
+          continue;
+        }
+        if (!began) {
+          this.queue.expireOverdue(Date.now());
+          if (!this.queue.hasJobs) continue;
+          if (!this.turnTried) {
+            this.turnTried = true;
+            this.turn = openTurn(this.path);
+          }
+          // Contended: queue for the turn (takeTurn) instead of polling, unless this writer holds it.
+          if (this.turn !== undefined && !this.turn.held) continue;
           await sleep(
             backoff.next({
-              wal: walSignature(this.path),
+              // The turn's holder is the only one polling: SQLite's schedule, never the long delays for crowds.
+              wal: this.turn === undefined ? walSignature(this.path) : undefined,
               deadline: this.queue.nextDeadline,
               queuedRows: this.queue.pendingRows,
             }),
           );
+          continue;
         }
-        continue;
+        trace.mark('lock-wait', { attempts });
+        attempts = 0;
+        backoff.reset();
+        turnWait.reset();
+        this.commitNextBatch(false, trace);
+        this.turn?.release();
+        trace.mark('settle');
+        // Between transactions, timers and I/O of the host process run, and other connections get a chance at the lock.
+        if (this.queue.hasJobs) {
+          await yieldToEventLoop();
+          trace = tracePhases('write');
+        }
       }
-      trace.mark('lock-wait', { attempts: backoff.refusals + 1 });
-      backoff.reset();
-      this.commitNextBatch(false, trace);
-      trace.mark('settle');
-      // Between transactions, timers and I/O of the host process run, and other connections get a chance at the lock.
-      if (this.queue.hasJobs) {
-        await yieldToEventLoop();
-        trace = tracePhases('write');
-      }
+    } finally {
+      this.turn?.release();
     }
+  }
+
+  /**
+   * Before an attempt at SQLite's lock, once the file has been found contended: the turn (see
+   * @repo/write-turn). False when the wait ran out of patience or a deadline passed; the caller loops.
+   * Without a turn (never contended, or the addon is missing) there is nothing to take.
+   */
+  private async takeTurn(turnWait: TurnWait): Promise<boolean> {
+    const turn = this.turn;
+    if (turn === undefined || turn.held || turnWait.bypass) {
+      turnWait.bypass = false;
+      return true;
+    }
+    if (turn.tryAcquire()) return true;
+    const deadline = this.queue.nextDeadline;
+    const patience = turnWait.next();
+    const wait = Math.min(patience, Math.max(0, deadline - Date.now()));
+    if (await turn.acquire(wait)) return true;
+    this.queue.expireOverdue(Date.now());
+    // Out of patience (the holder may hang): one attempt at SQLite's lock without the turn.
+    if (wait >= patience) turnWait.bypass = true;
+    return false;
   }
 
   /**
