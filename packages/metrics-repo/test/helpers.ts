@@ -1,6 +1,8 @@
 export { elsewhere, useTempDatabase } from '@repo/testkit';
 
+import { type Phase, phaseChannel } from '@repo/db';
 import BetterSqlite3 from 'better-sqlite3';
+import { afterEach } from 'vitest';
 
 /** Counts the stored rows through a separate, independent connection. */
 export function storedRows(path: string, where = '1 = 1'): number {
@@ -36,4 +38,18 @@ export async function settleAll<T>(promises: Promise<T>[]): Promise<{ values: T[
     values: outcomes.flatMap((o) => (o.status === 'fulfilled' ? [o.value] : [])),
     errors: outcomes.flatMap((o) => (o.status === 'rejected' ? [o.reason] : [])),
   };
+}
+
+/**
+ * The phases published on `metrics-db:phase` from `listen()` on (what `pnpm --filter @repo/bench run phases`
+ * hears), forgotten after each test.
+ */
+export function usePhases(): { heard: Phase[]; listen(): void } {
+  const heard: Phase[] = [];
+  const collect = (message: unknown) => heard.push(message as Phase);
+  afterEach(() => {
+    phaseChannel.unsubscribe(collect);
+    heard.length = 0;
+  });
+  return { heard, listen: () => phaseChannel.subscribe(collect) };
 }

@@ -1,17 +1,11 @@
-import { type Phase, phaseChannel } from '@repo/db';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openMetricsRepo } from '../src/index.ts';
-import { holdWriteLock, useTempDatabase } from './helpers.ts';
+import { holdWriteLock, usePhases, useTempDatabase } from './helpers.ts';
 
 /** The phases profilers hear on `metrics-db:phase` (what `pnpm --filter @repo/bench run phases` prints). */
 describe('published phases', () => {
   const tempDatabase = useTempDatabase();
-  const heard: Phase[] = [];
-  const collect = (message: unknown) => heard.push(message as Phase);
-  afterEach(() => {
-    phaseChannel.unsubscribe(collect);
-    heard.length = 0;
-  });
+  const { heard, listen } = usePhases();
 
   const named = (scope: string, phase: string) => heard.filter((p) => p.scope === scope && p.phase === phase);
 
@@ -19,7 +13,7 @@ describe('published phases', () => {
     const path = tempDatabase();
     // Created and migrated before anyone listens: what is heard below is one writer's life on a deployed file.
     await (await openMetricsRepo({ path })).close();
-    phaseChannel.subscribe(collect);
+    listen();
     const repo = await openMetricsRepo({ path });
     await repo.insert({ name: 'phases', value: 1 });
     await repo.close();
@@ -42,7 +36,7 @@ describe('published phases', () => {
   it('lock-wait counts the refused attempts while another connection holds the lock', async () => {
     const path = tempDatabase();
     const repo = await openMetricsRepo({ path });
-    phaseChannel.subscribe(collect);
+    listen();
     // Taken synchronously: the insert's first attempt is refused.
     const held = holdWriteLock(path, 200);
     await repo.insert({ name: 'phases', value: 2 });

@@ -1,25 +1,19 @@
 import { mkdirSync } from 'node:fs';
-import { type Phase, phaseChannel } from '@repo/db';
 import { openWriteTurn } from '@repo/write-turn';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { openMetricsRepo } from '../src/index.ts';
-import { holdWriteLock, storedRows, useTempDatabase } from './helpers.ts';
+import { holdWriteLock, storedRows, usePhases, useTempDatabase } from './helpers.ts';
 
 /** Waiting for the write lock behind the write turn (@repo/write-turn): one writer polls, the others sleep in the kernel. */
 describe('the write turn', () => {
   const tempDatabase = useTempDatabase();
-  const heard: Phase[] = [];
-  const collect = (message: unknown) => heard.push(message as Phase);
-  afterEach(() => {
-    phaseChannel.unsubscribe(collect);
-    heard.length = 0;
-  });
+  const { heard, listen } = usePhases();
   const attempts = () =>
     heard.filter((p) => p.scope === 'write' && p.phase === 'lock-wait').map((p) => p.attempts ?? Number.NaN);
 
   async function fourWritersBehindAForeignLock(path: string) {
     const repos = await Promise.all(Array.from({ length: 4 }, () => openMetricsRepo({ path })));
-    phaseChannel.subscribe(collect);
+    listen();
     const held = holdWriteLock(path, 300);
     await Promise.all(repos.map((repo, i) => repo.insert({ name: 'turn', value: i })));
     await held;
