@@ -149,6 +149,20 @@ static int lock_result(shared_turn *s, int rc) {
   return rc == 0;
 }
 
+/* On the monotonic clock where the C library has it (glibc): a wall-clock step (NTP, a VM
+   resumed) then neither cuts nor stretches a wait. */
+#ifdef __GLIBC__
+#define TURN_CLOCK CLOCK_MONOTONIC
+static int lock_until(pthread_mutex_t *mutex, const struct timespec *until) {
+  return pthread_mutex_clocklock(mutex, CLOCK_MONOTONIC, until);
+}
+#else
+#define TURN_CLOCK CLOCK_REALTIME
+static int lock_until(pthread_mutex_t *mutex, const struct timespec *until) {
+  return pthread_mutex_timedlock(mutex, until);
+}
+#endif
+
 static void add_ns(struct timespec *t, long long ns) {
   long long total = t->tv_nsec + ns;
   t->tv_sec += total / 1000000000LL;
@@ -187,7 +201,7 @@ static void *waiter_main(void *arg) {
     struct timespec until = t->until;
     t->waiting = 1;
     pthread_mutex_unlock(&t->control);
-    int held = lock_result(t->shared, pthread_mutex_timedlock(&t->shared->mutex, &until));
+    int held = lock_result(t->shared, lock_until(&t->shared->mutex, &until));
     pthread_mutex_lock(&t->control);
     t->waiting = 0;
     if (t->closed) {
@@ -373,7 +387,7 @@ static napi_value js_acquire(napi_env env, napi_callback_info info) {
   /* A pending wait keeps the process alive, as a timer would. */
   napi_ref_threadsafe_function(env, t->tsfn);
   struct timespec until;
-  clock_gettime(CLOCK_REALTIME, &until);
+  clock_gettime(TURN_CLOCK, &until);
   add_ns(&until, (long long)(timeout_ms * 1e6));
   pthread_mutex_lock(&t->control);
   t->until = until;
