@@ -234,6 +234,13 @@ static void settle_acquire(napi_env env, napi_value js_callback, void *context, 
   napi_resolve_deferred(env, deferred, result);
 }
 
+/* Neither held nor waited for by this handle; otherwise throws. */
+static int is_idle(napi_env env, turn *t) {
+  if (t->owner == OWNER_NONE && t->deferred == NULL) return 1;
+  napi_throw_error(env, NULL, "write-turn: already held or being waited for");
+  return 0;
+}
+
 /*
  * Releases the turn, settles a pending acquire() as false and stops the thread. A thread
  * asleep in the kernel cannot be woken early: it is detached, and lets go of the turn
@@ -304,6 +311,7 @@ static turn *unwrap(napi_env env, napi_value value) {
   return t;
 }
 
+/* open(path): a handle. */
 static napi_value js_open(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
@@ -341,10 +349,7 @@ static napi_value js_try_acquire(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   turn *t = unwrap(env, argv[0]);
   if (t == NULL) return NULL;
-  if (t->owner != OWNER_NONE || t->deferred != NULL) {
-    napi_throw_error(env, NULL, "write-turn: already held or being waited for");
-    return NULL;
-  }
+  if (!is_idle(env, t)) return NULL;
   int held = lock_result(t->shared, pthread_mutex_trylock(&t->shared->mutex));
   if (held) t->owner = OWNER_CALLER;
   napi_value result;
@@ -364,10 +369,7 @@ static napi_value js_acquire(napi_env env, napi_callback_info info) {
     napi_throw_type_error(env, NULL, "write-turn: acquire(handle, timeoutMs) needs a timeout >= 0");
     return NULL;
   }
-  if (t->owner != OWNER_NONE || t->deferred != NULL) {
-    napi_throw_error(env, NULL, "write-turn: already held or being waited for");
-    return NULL;
-  }
+  if (!is_idle(env, t)) return NULL;
   if (t->tsfn == NULL) {
     napi_value name;
     CHECK(napi_create_string_utf8(env, "write-turn", NAPI_AUTO_LENGTH, &name));

@@ -79,11 +79,6 @@ export class Backoff {
   private startedAt = Date.now();
   private walSeen: string | undefined;
 
-  /** Attempts refused since the last reset (each was followed by a delay). */
-  get refusals(): number {
-    return this.attempt;
-  }
-
   /** The next delay, in ms. */
   next({ wal, deadline = Infinity, queuedRows = 1 }: NextDelay = {}): number {
     let step: number = backoffPolicy.delaysMs[this.attempt] ?? backoffPolicy.maxDelayMs;
