@@ -3,6 +3,13 @@
 // in the kernel (a futex), not in Node; an unlock wakes one of them; a holder
 // that dies (process or thread) hands the turn on (EOWNERDEAD). It is only an
 // order among cooperating writers: SQLite's own lock stays the one that decides.
+//
+// The same file holds a mailbox: a writer that has not opened the database posts
+// its rows (opaque bytes) in a slot and sleeps until the turn's holder has
+// committed them with its own and answered, or until the turn is free. A holder
+// commits everyone's rows in one transaction instead of handing the lock on once
+// per process; the answers are written in the slots before the commit, so that
+// the next holder can tell, if this one dies, whether its rows were stored.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -13,30 +20,72 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <signal.h>
 #include <sys/stat.h>
+#ifdef __linux__
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
 #include <time.h>
 #include <unistd.h>
 
 #ifdef __linux__
 
-#define TURN_MAGIC 0x316e727554ULL /* "Turn1" */
-#define TURN_FILE_SIZE 4096
+#define TURN_MAGIC 0x326e727554ULL /* "Turn2" */
 #define BOOT_ID_SIZE 40
+#define SLOT_COUNT 1024
+#define SLOT_SIZE 1024
+#define ANSWER_SIZE 256
+#define PAYLOAD_SIZE (SLOT_SIZE - ANSWER_SIZE - 16)
+#define HEADER_SIZE (4 * 4096)
+#define TURN_FILE_SIZE (HEADER_SIZE + SLOT_COUNT * SLOT_SIZE)
+/* A follower asleep in the mailbox looks at the turn this often: a holder that died is only seen
+   by trying its robust mutex. */
+#define MAILBOX_RECHECK_NS 200000000LL
 
+enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_POSTED, SLOT_TAKEN, SLOT_ANSWERED };
+
+/* The states sit together in the header, so that a holder looking for posted rows reads three
+   pages, not the whole mailbox. */
 typedef struct {
   uint64_t magic;
   char boot_id[BOOT_ID_SIZE];
   pthread_mutex_t mutex;
+  /* Futex word: bumped whenever answers are written or the turn is released. */
+  uint32_t generation;
+  uint32_t state[SLOT_COUNT];
+  uint32_t serial[SLOT_COUNT];
+  int32_t owner[SLOT_COUNT];
 } shared_turn;
 
+typedef struct {
+  uint32_t payload_length;
+  uint32_t answer_length;
+  uint64_t reserved;
+  uint8_t answer[ANSWER_SIZE];
+  uint8_t payload[PAYLOAD_SIZE];
+} shared_slot;
+
+_Static_assert(sizeof(shared_turn) <= HEADER_SIZE, "header too large");
+_Static_assert(sizeof(shared_slot) == SLOT_SIZE, "slot size");
+
+static shared_slot *slot_at(shared_turn *s, uint32_t index) {
+  return (shared_slot *)((char *)s + HEADER_SIZE + (size_t)index * SLOT_SIZE);
+}
+
 enum owner { OWNER_NONE, OWNER_CALLER, OWNER_WAITER };
-enum command { CMD_NONE, CMD_ACQUIRE, CMD_RELEASE, CMD_STOP };
+enum command { CMD_NONE, CMD_ACQUIRE, CMD_AWAIT, CMD_RELEASE, CMD_STOP };
+/* What an await() resolves with. */
+enum awaited { AWAIT_TIMEOUT, AWAIT_TURN, AWAIT_ANSWER };
 
 typedef struct {
   shared_turn *shared;
   enum owner owner;
   int closed;
   int refs;
+  /* The mapping's users: the open handle and the running thread. The last one unmaps, so that a
+     closed turn keeps no file system busy until garbage collection. */
+  int map_refs;
   int cleaned_up;
   /* The waiting thread, started at the first wait. */
   int thread_started;
@@ -48,6 +97,10 @@ typedef struct {
   enum command command;
   int waiting;
   struct timespec until;
+  /* CMD_AWAIT: the ticket whose answer is awaited. */
+  uint32_t await_index;
+  uint32_t await_serial;
+  int awaiting;
   napi_threadsafe_function tsfn;
   napi_deferred deferred;
   napi_env env;
@@ -66,7 +119,9 @@ static void read_boot_id(char out[BOOT_ID_SIZE]) {
 static int create_initialised(const char *tmp, const char *boot_id) {
   int fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) return -1;
-  if (ftruncate(fd, TURN_FILE_SIZE) != 0) goto fail;
+  /* Every page allocated now: a page of a sparse file touched later on a full file system
+     (a small tmpfs) would raise SIGBUS instead of an error. */
+  if (ftruncate(fd, TURN_FILE_SIZE) != 0 || posix_fallocate(fd, 0, TURN_FILE_SIZE) != 0) goto fail;
   shared_turn *s = mmap(NULL, TURN_FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
   if (s == MAP_FAILED) goto fail;
   pthread_mutexattr_t attr;
@@ -170,10 +225,59 @@ static void add_ns(struct timespec *t, long long ns) {
 }
 
 
+static long futex(uint32_t *word, int op, uint32_t value, const struct timespec *timeout) {
+  return syscall(SYS_futex, word, op, value, timeout, NULL, 0);
+}
+
+/* Tells every follower asleep in the mailbox to look again (answers written, or the turn free). */
+static void announce(shared_turn *s) {
+  __atomic_add_fetch(&s->generation, 1, __ATOMIC_ACQ_REL);
+  futex(&s->generation, FUTEX_WAKE, INT32_MAX, NULL);
+}
+
+/* Releases the turn: to one waiter on the mutex, and tells the mailbox's followers that it is free. */
+static void unlock_turn(shared_turn *s) {
+  pthread_mutex_unlock(&s->mutex);
+  announce(s);
+}
+
+static int answered(shared_turn *s, uint32_t index, uint32_t serial) {
+  return __atomic_load_n(&s->state[index], __ATOMIC_ACQUIRE) == SLOT_ANSWERED &&
+         __atomic_load_n(&s->serial[index], __ATOMIC_ACQUIRE) == serial;
+}
+
+static long long ns_until(const struct timespec *until) {
+  struct timespec now;
+  clock_gettime(TURN_CLOCK, &now);
+  return (until->tv_sec - now.tv_sec) * 1000000000LL + (until->tv_nsec - now.tv_nsec);
+}
+
+/*
+ * A follower's wait, on its own thread: until its ticket is answered, the turn is free (then it
+ * is held by this thread) or the time is up. Sleeps on the generation word; every few hundred ms
+ * it tries the turn anyway, the only way to learn that a holder died.
+ */
+static int await_answer_or_turn(turn *t, const struct timespec *until) {
+  shared_turn *s = t->shared;
+  for (;;) {
+    uint32_t seen = __atomic_load_n(&s->generation, __ATOMIC_ACQUIRE);
+    if (answered(s, t->await_index, t->await_serial)) return AWAIT_ANSWER;
+    if (lock_result(s, pthread_mutex_trylock(&s->mutex))) return AWAIT_TURN;
+    long long left = ns_until(until);
+    if (left <= 0 || __atomic_load_n(&t->closed, __ATOMIC_ACQUIRE)) return AWAIT_TIMEOUT;
+    if (left > MAILBOX_RECHECK_NS) left = MAILBOX_RECHECK_NS;
+    struct timespec timeout = {left / 1000000000LL, left % 1000000000LL};
+    futex(&s->generation, FUTEX_WAIT, seen, &timeout);
+  }
+}
+
+static void drop_map(turn *t) {
+  if (__atomic_sub_fetch(&t->map_refs, 1, __ATOMIC_ACQ_REL) == 0) munmap(t->shared, TURN_FILE_SIZE);
+}
+
 /* Dropped by the JavaScript handle (finalizer) and by the thread (exit): the last one frees. */
 static void release_ref(turn *t) {
   if (__atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
-  munmap(t->shared, TURN_FILE_SIZE);
   pthread_mutex_destroy(&t->control);
   pthread_cond_destroy(&t->wake);
   pthread_cond_destroy(&t->done);
@@ -190,32 +294,39 @@ static void *waiter_main(void *arg) {
     t->command = CMD_NONE;
     if (command == CMD_STOP) break;
     if (command == CMD_RELEASE) {
-      if (holding) pthread_mutex_unlock(&t->shared->mutex);
+      if (holding) unlock_turn(t->shared);
       holding = 0;
       t->released = 1;
       pthread_cond_broadcast(&t->done);
       continue;
     }
-    /* CMD_ACQUIRE: sleep in the kernel until the turn is ours or the time is up. No polling:
-       a sleeping thread woken every few ms costs a cold process about 0.25 ms of CPU each time. */
     struct timespec until = t->until;
     t->waiting = 1;
     pthread_mutex_unlock(&t->control);
-    int held = lock_result(t->shared, lock_until(&t->shared->mutex, &until));
+    int held;
+    if (command == CMD_AWAIT) {
+      held = await_answer_or_turn(t, &until);
+    } else {
+      /* CMD_ACQUIRE: sleep in the kernel until the turn is ours or the time is up. No polling:
+         a sleeping thread woken every few ms costs a cold process about 0.25 ms of CPU each time. */
+      held = lock_result(t->shared, lock_until(&t->shared->mutex, &until)) ? AWAIT_TURN : AWAIT_TIMEOUT;
+    }
     pthread_mutex_lock(&t->control);
     t->waiting = 0;
     if (t->closed) {
       /* Closed while this thread slept: nobody waits for the answer, and the thread cleans up. */
-      if (held) pthread_mutex_unlock(&t->shared->mutex);
+      if (held == AWAIT_TURN) unlock_turn(t->shared);
       pthread_mutex_unlock(&t->control);
+      drop_map(t);
       release_ref(t);
       return NULL;
     }
-    holding = held;
+    holding = held == AWAIT_TURN;
     napi_call_threadsafe_function(t->tsfn, (void *)(intptr_t)held, napi_tsfn_nonblocking);
   }
-  if (holding) pthread_mutex_unlock(&t->shared->mutex);
+  if (holding) unlock_turn(t->shared);
   pthread_mutex_unlock(&t->control);
+  drop_map(t);
   release_ref(t);
   return NULL;
 }
@@ -223,14 +334,15 @@ static void *waiter_main(void *arg) {
 /* Runs on the JavaScript thread: settles the pending acquire(). */
 static void settle_acquire(napi_env env, napi_value js_callback, void *context, void *data) {
   turn *t = context;
-  int held = (int)(intptr_t)data;
+  int outcome = (int)(intptr_t)data;
   if (env == NULL || t->closed || t->deferred == NULL) return;
-  if (held) t->owner = OWNER_WAITER;
+  if (outcome == AWAIT_TURN) t->owner = OWNER_WAITER;
   napi_deferred deferred = t->deferred;
   t->deferred = NULL;
   napi_unref_threadsafe_function(env, t->tsfn);
   napi_value result;
-  napi_get_boolean(env, held, &result);
+  if (t->awaiting) napi_create_int32(env, outcome, &result);
+  else napi_get_boolean(env, outcome == AWAIT_TURN, &result);
   napi_resolve_deferred(env, deferred, result);
 }
 
@@ -248,7 +360,7 @@ static int is_idle(napi_env env, turn *t) {
  */
 static void close_turn(turn *t) {
   if (t->closed) return;
-  if (t->owner == OWNER_CALLER) pthread_mutex_unlock(&t->shared->mutex);
+  if (t->owner == OWNER_CALLER) unlock_turn(t->shared);
   int handed = 0;
   if (t->thread_started) {
     pthread_mutex_lock(&t->control);
@@ -265,9 +377,11 @@ static void close_turn(turn *t) {
   }
   t->closed = 1;
   t->owner = OWNER_NONE;
+  drop_map(t);
   if (t->deferred != NULL) {
     napi_value result;
-    napi_get_boolean(t->env, 0, &result);
+    if (t->awaiting) napi_create_int32(t->env, AWAIT_TIMEOUT, &result);
+    else napi_get_boolean(t->env, 0, &result);
     napi_resolve_deferred(t->env, t->deferred, result);
     t->deferred = NULL;
   }
@@ -333,6 +447,7 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   t->shared = shared;
   t->env = env;
   t->refs = 1;
+  t->map_refs = 1;
   pthread_mutex_init(&t->control, NULL);
   pthread_cond_init(&t->wake, NULL);
   pthread_cond_init(&t->done, NULL);
@@ -357,18 +472,8 @@ static napi_value js_try_acquire(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* acquire(handle, timeoutMs): a promise of true once held, false if the time ran out or the turn closed. */
-static napi_value js_acquire(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
-  if (t == NULL) return NULL;
-  double timeout_ms = 0;
-  if (argc < 2 || napi_get_value_double(env, argv[1], &timeout_ms) != napi_ok || !(timeout_ms >= 0)) {
-    napi_throw_type_error(env, NULL, "write-turn: acquire(handle, timeoutMs) needs a timeout >= 0");
-    return NULL;
-  }
+/* Starts the waiting thread's next wait (`command`); the promise settles from settle_acquire. */
+static napi_value start_wait(napi_env env, turn *t, double timeout_ms, enum command command) {
   if (!is_idle(env, t)) return NULL;
   if (t->tsfn == NULL) {
     napi_value name;
@@ -377,8 +482,10 @@ static napi_value js_acquire(napi_env env, napi_callback_info info) {
   }
   if (!t->thread_started) {
     __atomic_add_fetch(&t->refs, 1, __ATOMIC_ACQ_REL);
+    __atomic_add_fetch(&t->map_refs, 1, __ATOMIC_ACQ_REL);
     if (pthread_create(&t->thread, NULL, waiter_main, t) != 0) {
       __atomic_sub_fetch(&t->refs, 1, __ATOMIC_ACQ_REL);
+      __atomic_sub_fetch(&t->map_refs, 1, __ATOMIC_ACQ_REL);
       napi_throw_error(env, NULL, "write-turn: cannot start the waiting thread");
       return NULL;
     }
@@ -386,6 +493,7 @@ static napi_value js_acquire(napi_env env, napi_callback_info info) {
   }
   napi_value promise;
   CHECK(napi_create_promise(env, &t->deferred, &promise));
+  t->awaiting = command == CMD_AWAIT;
   /* A pending wait keeps the process alive, as a timer would. */
   napi_ref_threadsafe_function(env, t->tsfn);
   struct timespec until;
@@ -393,10 +501,284 @@ static napi_value js_acquire(napi_env env, napi_callback_info info) {
   add_ns(&until, (long long)(timeout_ms * 1e6));
   pthread_mutex_lock(&t->control);
   t->until = until;
-  t->command = CMD_ACQUIRE;
+  t->command = command;
   pthread_cond_signal(&t->wake);
   pthread_mutex_unlock(&t->control);
   return promise;
+}
+
+static int timeout_arg(napi_env env, napi_value value, double *timeout_ms) {
+  if (napi_get_value_double(env, value, timeout_ms) == napi_ok && *timeout_ms >= 0) return 1;
+  napi_throw_type_error(env, NULL, "write-turn: needs a timeout >= 0");
+  return 0;
+}
+
+/* acquire(handle, timeoutMs): a promise of true once held, false if the time ran out or the turn closed. */
+static napi_value js_acquire(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  turn *t = unwrap(env, argv[0]);
+  double timeout_ms;
+  if (t == NULL || !timeout_arg(env, argv[1], &timeout_ms)) return NULL;
+  return start_wait(env, t, timeout_ms, CMD_ACQUIRE);
+}
+
+/* A ticket names a slot and its use: index * 2^32 + serial, exact in a double. */
+static int ticket_arg(napi_env env, napi_value value, uint32_t *index, uint32_t *serial) {
+  double ticket;
+  if (napi_get_value_double(env, value, &ticket) == napi_ok && ticket >= 0 && ticket < (double)SLOT_COUNT * 4294967296.0) {
+    uint64_t whole = (uint64_t)ticket;
+    *index = (uint32_t)(whole >> 32);
+    *serial = (uint32_t)whole;
+    return 1;
+  }
+  napi_throw_type_error(env, NULL, "write-turn: not a ticket");
+  return 0;
+}
+
+static napi_value ticket_value(napi_env env, uint32_t index, uint32_t serial) {
+  napi_value result;
+  napi_create_double(env, (double)(((uint64_t)index << 32) | serial), &result);
+  return result;
+}
+
+/* await(handle, ticket, timeoutMs): a promise of 2 (answered), 1 (the turn is held) or 0 (time up, closed). */
+static napi_value js_await(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  turn *t = unwrap(env, argv[0]);
+  uint32_t index, serial;
+  double timeout_ms;
+  if (t == NULL || !ticket_arg(env, argv[1], &index, &serial) || !timeout_arg(env, argv[2], &timeout_ms)) return NULL;
+  t->await_index = index;
+  t->await_serial = serial;
+  return start_wait(env, t, timeout_ms, CMD_AWAIT);
+}
+
+/* Bytes of a Uint8Array argument. */
+static int bytes_arg(napi_env env, napi_value value, void **data, size_t *length) {
+  napi_typedarray_type type;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_typedarray_info(env, value, &type, length, data, &buffer, &offset) == napi_ok && type == napi_uint8_array)
+    return 1;
+  napi_throw_type_error(env, NULL, "write-turn: needs a Uint8Array");
+  return 0;
+}
+
+static napi_value copy_out(napi_env env, const void *data, size_t length) {
+  void *out;
+  napi_value result;
+  if (napi_create_buffer_copy(env, length, data, &out, &result) != napi_ok) return NULL;
+  return result;
+}
+
+/* post(handle, payload): a ticket, or -1 when the payload is too large or every slot is taken. */
+static napi_value js_post(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  turn *t = unwrap(env, argv[0]);
+  void *data;
+  size_t length;
+  if (t == NULL || !bytes_arg(env, argv[1], &data, &length)) return NULL;
+  napi_value none;
+  CHECK(napi_create_int32(env, -1, &none));
+  if (length > PAYLOAD_SIZE) return none;
+  shared_turn *s = t->shared;
+  uint32_t start = ((uint32_t)getpid() * 2654435761u + (uint32_t)gettid()) % SLOT_COUNT;
+  for (uint32_t k = 0; k < SLOT_COUNT; k++) {
+    uint32_t i = (start + k) % SLOT_COUNT;
+    uint32_t expected = SLOT_FREE;
+    if (!__atomic_compare_exchange_n(&s->state[i], &expected, SLOT_FILLING, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+      continue;
+    uint32_t serial = __atomic_add_fetch(&s->serial[i], 1, __ATOMIC_ACQ_REL);
+    __atomic_store_n(&s->owner[i], (int32_t)getpid(), __ATOMIC_RELEASE);
+    shared_slot *slot = slot_at(s, i);
+    memcpy(slot->payload, data, length);
+    slot->payload_length = (uint32_t)length;
+    slot->answer_length = 0;
+    __atomic_store_n(&s->state[i], SLOT_POSTED, __ATOMIC_RELEASE);
+    return ticket_value(env, i, serial);
+  }
+  return none;
+}
+
+/* withdraw(handle, ticket): true if the ticket was still waiting and is gone; false once a holder took it. */
+static napi_value js_withdraw(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  turn *t = unwrap(env, argv[0]);
+  uint32_t index, serial;
+  if (t == NULL || !ticket_arg(env, argv[1], &index, &serial)) return NULL;
+  shared_turn *s = t->shared;
+  uint32_t expected = SLOT_POSTED;
+  int withdrawn = __atomic_load_n(&s->serial[index], __ATOMIC_ACQUIRE) == serial &&
+                  __atomic_compare_exchange_n(&s->state[index], &expected, SLOT_FREE, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+  napi_value result;
+  CHECK(napi_get_boolean(env, withdrawn, &result));
+  return result;
+}
+
+/* collect(handle, ticket): the final answer's bytes, freeing the slot; null while there is none. */
+static napi_value js_collect(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  turn *t = unwrap(env, argv[0]);
+  uint32_t index, serial;
+  if (t == NULL || !ticket_arg(env, argv[1], &index, &serial)) return NULL;
+  shared_turn *s = t->shared;
+  napi_value result;
+  if (!answered(s, index, serial)) {
+    CHECK(napi_get_null(env, &result));
+    return result;
+  }
+  shared_slot *slot = slot_at(s, index);
+  result = copy_out(env, slot->answer, slot->answer_length);
+  __atomic_store_n(&s->state[index], SLOT_FREE, __ATOMIC_RELEASE);
+  return result;
+}
+
+static int owner_gone(shared_turn *s, uint32_t index) {
+  pid_t pid = (pid_t)__atomic_load_n(&s->owner[index], __ATOMIC_ACQUIRE);
+  return pid > 0 && kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+/*
+ * take(handle): the posted payloads, now taken by this holder, as [ticket, payload, answer|null]
+ * triples. A slot still taken when the turn changes hands was left by a holder that died: it comes
+ * with the answer written before that holder's commit (null if none), for the caller to check
+ * against the database. Slots whose owner process is gone are freed instead (nobody will collect
+ * them, and nobody was told their rows were stored). Only the turn's holder may call it.
+ */
+static napi_value js_take(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  turn *t = unwrap(env, argv[0]);
+  if (t == NULL) return NULL;
+  if (t->owner == OWNER_NONE) {
+    napi_throw_error(env, NULL, "write-turn: take() needs the turn");
+    return NULL;
+  }
+  shared_turn *s = t->shared;
+  napi_value list;
+  CHECK(napi_create_array(env, &list));
+  uint32_t count = 0;
+  for (uint32_t i = 0; i < SLOT_COUNT; i++) {
+    uint32_t state = __atomic_load_n(&s->state[i], __ATOMIC_ACQUIRE);
+    if (state == SLOT_FREE) continue;
+    if (state != SLOT_POSTED && state != SLOT_TAKEN) {
+      if (owner_gone(s, i)) {
+        uint32_t expected = state;
+        __atomic_compare_exchange_n(&s->state[i], &expected, SLOT_FREE, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+      }
+      continue;
+    }
+    if (owner_gone(s, i)) {
+      uint32_t expected = state;
+      __atomic_compare_exchange_n(&s->state[i], &expected, SLOT_FREE, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+      continue;
+    }
+    if (state == SLOT_POSTED) {
+      uint32_t expected = SLOT_POSTED;
+      if (!__atomic_compare_exchange_n(&s->state[i], &expected, SLOT_TAKEN, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+        continue; /* withdrawn meanwhile */
+    }
+    shared_slot *slot = slot_at(s, i);
+    napi_value entry, answer;
+    CHECK(napi_create_array_with_length(env, 3, &entry));
+    CHECK(napi_set_element(env, entry, 0, ticket_value(env, i, __atomic_load_n(&s->serial[i], __ATOMIC_ACQUIRE))));
+    CHECK(napi_set_element(env, entry, 1, copy_out(env, slot->payload, slot->payload_length)));
+    if (state == SLOT_TAKEN && slot->answer_length > 0) answer = copy_out(env, slot->answer, slot->answer_length);
+    else CHECK(napi_get_null(env, &answer));
+    if (state == SLOT_POSTED) slot->answer_length = 0;
+    CHECK(napi_set_element(env, entry, 2, answer));
+    CHECK(napi_set_element(env, list, count++, entry));
+  }
+  return list;
+}
+
+/* The slot of a ticket this holder took, or NULL (and a thrown error). */
+static shared_slot *taken_slot(napi_env env, turn *t, napi_value ticket, uint32_t *index) {
+  uint32_t serial;
+  if (!ticket_arg(env, ticket, index, &serial)) return NULL;
+  if (__atomic_load_n(&t->shared->state[*index], __ATOMIC_ACQUIRE) != SLOT_TAKEN ||
+      __atomic_load_n(&t->shared->serial[*index], __ATOMIC_ACQUIRE) != serial) {
+    napi_throw_error(env, NULL, "write-turn: that ticket is not taken");
+    return NULL;
+  }
+  return slot_at(t->shared, *index);
+}
+
+/*
+ * answer(handle, ticket, bytes, final): writes a taken ticket's answer (at most 512 bytes, cut
+ * beyond). Not final: written before the commit, for a next holder to check if this one dies.
+ * Final: the owner may collect it (call announce() once all are written).
+ */
+static napi_value js_answer(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  turn *t = unwrap(env, argv[0]);
+  uint32_t index;
+  void *data;
+  size_t length;
+  bool final = false;
+  if (t == NULL) return NULL;
+  shared_slot *slot = taken_slot(env, t, argv[1], &index);
+  if (slot == NULL || !bytes_arg(env, argv[2], &data, &length)) return NULL;
+  napi_get_value_bool(env, argv[3], &final);
+  if (length > ANSWER_SIZE) length = ANSWER_SIZE;
+  memcpy(slot->answer, data, length);
+  slot->answer_length = (uint32_t)length;
+  if (final) __atomic_store_n(&t->shared->state[index], SLOT_ANSWERED, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+/* untake(handle, ticket): a taken ticket goes back to waiting for a holder (its transaction was not committed). */
+static napi_value js_untake(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  turn *t = unwrap(env, argv[0]);
+  uint32_t index;
+  if (t == NULL) return NULL;
+  shared_slot *slot = taken_slot(env, t, argv[1], &index);
+  if (slot == NULL) return NULL;
+  slot->answer_length = 0;
+  __atomic_store_n(&t->shared->state[index], SLOT_POSTED, __ATOMIC_RELEASE);
+  return NULL;
+}
+
+/* posted(handle): how many payloads wait for a holder. */
+static napi_value js_posted(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  turn *t = unwrap(env, argv[0]);
+  if (t == NULL) return NULL;
+  uint32_t count = 0;
+  for (uint32_t i = 0; i < SLOT_COUNT; i++)
+    if (__atomic_load_n(&t->shared->state[i], __ATOMIC_ACQUIRE) == SLOT_POSTED) count++;
+  napi_value result;
+  CHECK(napi_create_uint32(env, count, &result));
+  return result;
+}
+
+/* announce(handle): wakes the followers, after answers were made final. */
+static napi_value js_announce(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  turn *t = unwrap(env, argv[0]);
+  if (t == NULL) return NULL;
+  announce(t->shared);
+  return NULL;
 }
 
 /* release(handle): hands the turn on. No-op when not held. */
@@ -407,7 +789,7 @@ static napi_value js_release(napi_env env, napi_callback_info info) {
   turn *t = unwrap(env, argv[0]);
   if (t == NULL) return NULL;
   if (t->owner == OWNER_CALLER) {
-    pthread_mutex_unlock(&t->shared->mutex);
+    unlock_turn(t->shared);
   } else if (t->owner == OWNER_WAITER) {
     /* A robust mutex is released by the thread that holds it; released when this returns. */
     pthread_mutex_lock(&t->control);
@@ -443,6 +825,15 @@ static napi_value js_unsupported(napi_env env, napi_callback_info info) {
 #define js_acquire js_unsupported
 #define js_release js_unsupported
 #define js_close js_unsupported
+#define js_await js_unsupported
+#define js_post js_unsupported
+#define js_withdraw js_unsupported
+#define js_collect js_unsupported
+#define js_take js_unsupported
+#define js_answer js_unsupported
+#define js_untake js_unsupported
+#define js_announce js_unsupported
+#define js_posted js_unsupported
 #endif
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -452,6 +843,15 @@ static napi_value init(napi_env env, napi_value exports) {
       {"acquire", NULL, js_acquire, NULL, NULL, NULL, napi_default, NULL},
       {"release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+      {"await", NULL, js_await, NULL, NULL, NULL, napi_default, NULL},
+      {"post", NULL, js_post, NULL, NULL, NULL, napi_default, NULL},
+      {"withdraw", NULL, js_withdraw, NULL, NULL, NULL, napi_default, NULL},
+      {"collect", NULL, js_collect, NULL, NULL, NULL, napi_default, NULL},
+      {"take", NULL, js_take, NULL, NULL, NULL, napi_default, NULL},
+      {"answer", NULL, js_answer, NULL, NULL, NULL, napi_default, NULL},
+      {"untake", NULL, js_untake, NULL, NULL, NULL, napi_default, NULL},
+      {"announce", NULL, js_announce, NULL, NULL, NULL, napi_default, NULL},
+      {"posted", NULL, js_posted, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof *properties, properties);
   return exports;

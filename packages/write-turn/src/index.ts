@@ -25,7 +25,58 @@ export interface WriteTurn {
   readonly held: boolean;
   /** Releases the turn, cancels a pending wait (it resolves false) and unmaps the file. Idempotent. */
   close(): void;
+
+  // The mailbox: writers that have not opened the database post their rows for the holder.
+
+  /**
+   * Posts `payload` (at most {@link maxPayloadBytes}) for the turn's holder to take.
+   * Returns its ticket, or undefined when it is too large or all 1,024 slots are in use.
+   */
+  post(payload: Uint8Array): Ticket | undefined;
+  /**
+   * Sleeps off the JavaScript thread until the ticket is answered (`'answer'`, then
+   * {@link collect} it), the turn is free (`'turn'`: now held by this handle), or
+   * `timeoutMs` passed (`'timeout'`). A holder that died is noticed within 200 ms.
+   */
+  awaitAnswer(ticket: Ticket, timeoutMs: number): Promise<'answer' | 'turn' | 'timeout'>;
+  /** The ticket's final answer, freeing its slot; null until there is one. */
+  collect(ticket: Ticket): Buffer | null;
+  /** Takes a posted ticket back: true if no holder had taken it, false once one has. */
+  withdraw(ticket: Ticket): boolean;
+  /**
+   * Holder only: takes every posted payload. An entry with `answerBeforeCommit` was taken by a
+   * holder that died after answering it but before it could say the answer was final: whether
+   * its transaction committed is for the caller to find out from the database. Slots of processes
+   * that no longer exist are freed, not returned.
+   */
+  take(): Posted[];
+  /**
+   * Holder only: writes the answer to a taken ticket (at most {@link maxAnswerBytes}, cut beyond).
+   * `final: false` before the commit (see `take`), `final: true` after it; then {@link announce}.
+   */
+  answer(ticket: Ticket, answer: Uint8Array, final: boolean): void;
+  /** Holder only: a taken ticket waits for a holder again (its transaction did not commit). */
+  untake(ticket: Ticket): void;
+  /** How many posted payloads wait for a holder (a scan of 4 KiB). */
+  posted(): number;
+  /** Wakes every process waiting in {@link awaitAnswer} (release() does it too). */
+  announce(): void;
 }
+
+/** A posted payload's ticket (a slot and its use), a safe integer. */
+export type Ticket = number;
+
+/** A payload taken by the holder. */
+export interface Posted {
+  ticket: Ticket;
+  payload: Buffer;
+  answerBeforeCommit: Buffer | null;
+}
+
+/** Largest payload a slot holds. */
+export const maxPayloadBytes = 1024 - 256 - 16;
+/** Largest answer a slot holds. */
+export const maxAnswerBytes = 256;
 
 interface Native {
   open(path: string): object;
@@ -33,7 +84,18 @@ interface Native {
   acquire(handle: object, timeoutMs: number): Promise<boolean>;
   release(handle: object): void;
   close(handle: object): void;
+  await(handle: object, ticket: number, timeoutMs: number): Promise<0 | 1 | 2>;
+  post(handle: object, payload: Uint8Array): number;
+  withdraw(handle: object, ticket: number): boolean;
+  collect(handle: object, ticket: number): Buffer | null;
+  take(handle: object): [number, Buffer, Buffer | null][];
+  answer(handle: object, ticket: number, answer: Uint8Array, final: boolean): void;
+  untake(handle: object, ticket: number): void;
+  announce(handle: object): void;
+  posted(handle: object): number;
 }
+
+const awaited = ['timeout', 'turn', 'answer'] as const;
 
 let native: Native | undefined;
 let loadError: Error | undefined;
@@ -51,7 +113,7 @@ export function loadWriteTurn(): { ok: true } | { ok: false; error: Error } {
 }
 
 /**
- * Opens (creating it if needed) the turn file at `path`: a 4 KiB file that only
+ * Opens (creating it if needed) the turn file at `path`: a 1 MiB file (allocated whole, so that a full file system fails here, not later) that only
  * this module reads and writes, never the database itself. Throws when the
  * addon is not available (see `loadWriteTurn`) or the file cannot be created.
  */
@@ -85,5 +147,22 @@ export function openWriteTurn(path: string): WriteTurn {
       held = false;
       addon.close(handle);
     },
+    post(payload) {
+      const ticket = addon.post(handle, payload);
+      return ticket < 0 ? undefined : ticket;
+    },
+    async awaitAnswer(ticket, timeoutMs) {
+      const outcome = awaited[await addon.await(handle, ticket, Math.max(0, timeoutMs))];
+      held = outcome === 'turn';
+      return outcome;
+    },
+    collect: (ticket) => addon.collect(handle, ticket),
+    withdraw: (ticket) => addon.withdraw(handle, ticket),
+    take: () =>
+      addon.take(handle).map(([ticket, payload, answerBeforeCommit]) => ({ ticket, payload, answerBeforeCommit })),
+    answer: (ticket, answer, final) => addon.answer(handle, ticket, answer, final),
+    untake: (ticket) => addon.untake(handle, ticket),
+    announce: () => addon.announce(handle),
+    posted: () => addon.posted(handle),
   };
 }

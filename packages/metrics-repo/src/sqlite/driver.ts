@@ -1,11 +1,23 @@
-import { type MetricsDatabase, metrics, OpenDatabaseError, openDatabase, tracePhases } from '@repo/db';
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import {
+  type MetricsDatabase,
+  metrics,
+  OpenDatabaseError,
+  type OpenedDatabase,
+  openDatabase,
+  tracePhases,
+} from '@repo/db';
 import { and, count, eq, gte, lt, type SQL } from 'drizzle-orm';
 import type { ResolvedSqliteOptions } from '../options.ts';
 import { WriteQueue } from '../queue.ts';
 import type { Backend } from '../repo.ts';
 import type { ValidFilter } from '../validate.ts';
 import { captureIdentity, type FileIdentity, verifyFile } from './file-identity.ts';
+import { Follower } from './follower.ts';
 import { retryWhileBusy } from './lock.ts';
+import type { FileKey } from './mailbox.ts';
+import { openTurn, type WriteTurn } from './turn.ts';
 import { SqliteWriter, toDatabaseError } from './writer.ts';
 
 /**
@@ -18,28 +30,135 @@ import { SqliteWriter, toDatabaseError } from './writer.ts';
  * and the whole open is tried again on a timer, until `lockTimeoutMs`. The event
  * loop stays free while opening waits, and the deadline holds. A failed attempt
  * closes its connection and leaves the file as it found it.
+ *
+ * Opening takes the file's write turn when it is free, and keeps it while it
+ * opens and checks the file and until its first transaction (or the next turns
+ * of the event loop): repositories opened on the same file meanwhile find the
+ * turn held, and do not open the file at all. Their writes go through the
+ * turn's mailbox (see follower.ts) to whoever holds it, and a read opens the
+ * file then. A file not found is opened (and created) the usual way.
  */
 export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise<Backend<MetricsDatabase>> {
+  const path = resolve(options.path);
+  const turn = openTurn(path);
+  const file = turn === undefined ? undefined : busyFile(path, turn);
+  if (turn === undefined || file === undefined) {
+    let connection: Connection;
+    try {
+      connection = await connect(options, turn);
+    } catch (error) {
+      turn?.close();
+      throw error;
+    }
+    return {
+      get db() {
+        return connection.opened.db;
+      },
+      queue: connection.queue,
+      location: connection.opened.path,
+      count: (filter) => connection.count(filter),
+      close: () => connection.writer.close(),
+    };
+  }
+
+  const trace = tracePhases('open');
+  const queue = new WriteQueue(options, path);
+  let connection: Connection | undefined;
+  let connecting: Promise<Connection> | undefined;
+  const connected = (): Promise<Connection> => {
+    connecting ??= connect(options, turn, queue).then((opened) => {
+      connection = opened;
+      return opened;
+    });
+    return connecting;
+  };
+  const follower = new Follower(turn, file, options.synchronous, queue, options.lockTimeoutMs, async () => {
+    return (await connected()).writer;
+  });
+  trace.mark('follower');
+  return {
+    get db() {
+      // Drizzle's database is synchronous: the first read through it opens the file the same way.
+      connection ??= connectNow(options, turn, queue);
+      connecting ??= Promise.resolve(connection);
+      return connection.opened.db;
+    },
+    queue,
+    location: path,
+    count: async (filter) => (await connected()).count(filter),
+    close: async () => {
+      await follower.close();
+      if (connecting !== undefined) await (await connecting).writer.close();
+      else turn.close();
+    },
+  };
+}
+
+/**
+ * The file at `path` when another repository holds its turn (it is opening the file, or
+ * writing to it): this one can leave the file to it. Otherwise undefined, and this one holds
+ * the turn now if it was free.
+ */
+function busyFile(path: string, turn: WriteTurn): FileKey | undefined {
+  const stats = statSync(path, { throwIfNoEntry: false });
+  if (turn.tryAcquire() || stats === undefined) return undefined;
+  return { dev: stats.dev, ino: stats.ino };
+}
+
+interface Connection {
+  opened: OpenedDatabase;
+  queue: WriteQueue;
+  writer: SqliteWriter;
+  count(filter: ValidFilter): Promise<number>;
+}
+
+async function connect(
+  options: ResolvedSqliteOptions,
+  turn: WriteTurn | undefined,
+  queue?: WriteQueue,
+): Promise<Connection> {
   const deadline = Date.now() + options.lockTimeoutMs;
   const opened = await retryWhileBusy(
     () => openDatabase(options.path, { busyTimeoutMs: 0, synchronous: options.synchronous }),
     deadline,
   );
+  return withWriter(opened, options, turn, queue);
+}
+
+function connectNow(options: ResolvedSqliteOptions, turn: WriteTurn | undefined, queue: WriteQueue): Connection {
+  return withWriter(
+    openDatabase(options.path, { busyTimeoutMs: 0, synchronous: options.synchronous }),
+    options,
+    turn,
+    queue,
+  );
+}
+
+function withWriter(
+  opened: OpenedDatabase,
+  options: ResolvedSqliteOptions,
+  turn: WriteTurn | undefined,
+  existingQueue: WriteQueue | undefined,
+): Connection {
   const trace = tracePhases('open');
   try {
     const identity = captureIdentity(opened.path, opened.sqlite.pragma('page_size', { simple: true }) as number);
-    const queue = new WriteQueue(options, opened.path);
-    const writer = new SqliteWriter(opened.sqlite, opened.path, identity, queue, options.maxBatchRows);
+    const queue = existingQueue ?? new WriteQueue(options, opened.path);
+    const writer = new SqliteWriter(
+      opened.sqlite,
+      opened.path,
+      identity,
+      queue,
+      options.maxBatchRows,
+      options.synchronous,
+      turn,
+    );
     trace.mark('repo-setup');
     return {
-      // A getter: Drizzle's database is built on first use (see @repo/db).
-      get db() {
-        return opened.db;
-      },
+      opened,
       queue,
-      location: opened.path,
+      writer,
       count: (filter) => countRows(opened.db, opened.path, identity, filter, options.lockTimeoutMs),
-      close: () => writer.close(),
     };
   } catch (error) {
     opened.close();

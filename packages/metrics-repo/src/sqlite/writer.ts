@@ -1,4 +1,12 @@
-import { isBusyError, type Metric, metrics, type PhaseTrace, sqliteCodeOf, tracePhases } from '@repo/db';
+import {
+  isBusyError,
+  type Metric,
+  metrics,
+  type PhaseTrace,
+  type Synchronous,
+  sqliteCodeOf,
+  tracePhases,
+} from '@repo/db';
 import { Mutex } from 'async-mutex';
 import type BetterSqlite3 from 'better-sqlite3';
 import { getTableName } from 'drizzle-orm';
@@ -8,7 +16,11 @@ import type { ValidRow } from '../validate.ts';
 import { Checkpointer } from './checkpoint.ts';
 import { type FileIdentity, verifyFile } from './file-identity.ts';
 import { Backoff, sleep, tryBeginImmediate, walSignature, yieldToEventLoop } from './lock.ts';
-import { openTurn, TurnWait, type WriteTurn } from './turn.ts';
+import { decodePosting, encodeAnswer, type MailJob, wasCommitted } from './mailbox.ts';
+import { TurnWait, type WriteTurn } from './turn.ts';
+
+/** How long a holder whose own rows are committed keeps serving the mailbox (see keepServing). */
+const holderServesForMs = 1000;
 
 // Column names come from the schema, so the statement cannot drift from the table.
 const insertColumns = [metrics.name, metrics.value, metrics.recordedAt, metrics.labels, metrics.eventId];
@@ -32,12 +44,14 @@ export class SqliteWriter {
   private connectionOpen = true;
   private committingInline = false;
   /**
-   * The file's write turn (@repo/write-turn), opened at the first refused BEGIN: from then on this
-   * writer waits for its turn in the kernel, and only the turn's holder polls SQLite. Undefined
-   * until then, or for good where it cannot be opened (the wait then stays on timers alone).
+   * From the first refused BEGIN on, this writer waits for the file's write turn (@repo/write-turn)
+   * in the kernel, and only the turn's holder polls SQLite. Until then, or without a turn (the
+   * addon is missing, a worker thread), the wait is on timers alone.
    */
-  private turn: WriteTurn | undefined;
-  private turnTried = false;
+  private contended = false;
+  private servingMailbox = false;
+  private servingSince: number | undefined;
+  private readonly readCommitted: BetterSqlite3.Statement;
   /**
    * After an inline attempt found the lock taken, the next one waits until another full batch is
    * queued: a synchronous loop of inserts would otherwise try (and be refused) once per insert.
@@ -52,8 +66,19 @@ export class SqliteWriter {
     private readonly identity: FileIdentity,
     private readonly queue: WriteQueue,
     private readonly maxBatchRows: number,
+    private readonly synchronous: Synchronous,
+    /** The file's turn, with its mailbox; held already when a follower became this writer. */
+    private readonly turn: WriteTurn | undefined,
   ) {
+    if (turn?.held) {
+      // Held since the open (see driver.ts) or by a follower that became this writer.
+      this.contended = true;
+      this.releaseTurnIfIdle();
+    }
     this.insert = sqlite.prepare(insertSql);
+    this.readCommitted = sqlite.prepare(
+      `SELECT name, value, recorded_at, labels, event_id FROM "${getTableName(metrics)}" WHERE id >= ? AND id < ? ORDER BY id`,
+    );
     this.pageCount = sqlite.prepare('PRAGMA page_count').pluck();
     this.checkpointer = new Checkpointer(sqlite, path);
     queue.listen({ jobsAdded: (queuedRows) => this.jobsAdded(queuedRows) });
@@ -72,6 +97,34 @@ export class SqliteWriter {
         trace.mark('close');
       }
     });
+  }
+
+  /**
+   * The turn taken at open is kept for the first transaction, which serves the mailbox too, and
+   * then handed on. A repository opened and left idle hands it on after two turns of the event
+   * loop: time enough for the caller's first insert to schedule its drain.
+   */
+  private releaseTurnIfIdle(): void {
+    setImmediate(() =>
+      setImmediate(() => {
+        if (this.turn?.held && !this.drainScheduled && !this.mutex.isLocked()) this.turn.release();
+      }),
+    );
+  }
+
+  /** A follower became this writer: it drains what is queued (see follower.ts). */
+  start(): void {
+    this.scheduleDrain();
+  }
+
+  /** Holding the turn, with nothing queued: one transaction for the mailbox alone (see follower.ts). */
+  async serveMailbox(): Promise<void> {
+    this.servingMailbox = true;
+    try {
+      await this.mutex.runExclusive(() => this.drainLoop());
+    } finally {
+      this.servingMailbox = false;
+    }
   }
 
   private jobsAdded(queuedRows: number): void {
@@ -133,24 +186,23 @@ export class SqliteWriter {
     let attempts = 0;
     let trace = tracePhases('write');
     try {
-      while (this.queue.hasJobs && this.connectionOpen) {
+      while ((this.queue.hasJobs || this.servingMailbox) && this.connectionOpen) {
         if (!(await this.takeTurn(turnWait))) continue;
         let began: boolean;
         attempts += 1;
         try {
           began = tryBeginImmediate(this.sqlite);
         } catch (error) {
-          // Not a lock conflict (I/O error, file replaced...): the next batch's callers hear about it.
+          // Not a lock conflict (I/O error, file replaced...): the next batch's callers hear about it,
+          // and the mailbox's followers find the turn free and try for themselves.
           this.queue.fail(this.queue.takeBatch(), toDatabaseError(error));
+          this.servingMailbox = false;
           continue;
         }
         if (!began) {
           this.queue.expireOverdue(Date.now());
-          if (!this.queue.hasJobs) continue;
-          if (!this.turnTried) {
-            this.turnTried = true;
-            this.turn = openTurn(this.path);
-          }
+          if (!this.queue.hasJobs && !this.servingMailbox) continue;
+          this.contended = true;
           // Contended: queue for the turn (takeTurn) instead of polling, unless this writer holds it.
           if (this.turn !== undefined && !this.turn.held) continue;
           await sleep(
@@ -167,18 +219,40 @@ export class SqliteWriter {
         attempts = 0;
         backoff.reset();
         turnWait.reset();
+        this.servingMailbox = false;
         this.commitNextBatch(false, trace);
-        this.turn?.release();
+        if (this.turn?.held && !this.keepServing()) this.turn.release();
         trace.mark('settle');
         // Between transactions, timers and I/O of the host process run, and other connections get a chance at the lock.
-        if (this.queue.hasJobs) {
+        if (this.queue.hasJobs || this.servingMailbox) {
           await yieldToEventLoop();
           trace = tracePhases('write');
         }
       }
     } finally {
-      this.turn?.release();
+      if (this.turn?.held) this.turn.release();
     }
+  }
+
+  /**
+   * After a commit, the holder keeps the turn for another transaction while rows wait in the
+   * mailbox: with its connection open, that costs a transaction, where handing the turn on makes
+   * a follower open the file first. Bounded in time, so that a holder whose own work is done
+   * can close.
+   */
+  private keepServing(): boolean {
+    const turn = this.turn as WriteTurn;
+    if (turn.posted() === 0) {
+      this.servingSince = undefined;
+      return false;
+    }
+    this.servingSince ??= Date.now();
+    if (Date.now() - this.servingSince > holderServesForMs) {
+      this.servingSince = undefined;
+      return false;
+    }
+    this.servingMailbox = true;
+    return true;
   }
 
   /**
@@ -188,7 +262,7 @@ export class SqliteWriter {
    */
   private async takeTurn(turnWait: TurnWait): Promise<boolean> {
     const turn = this.turn;
-    if (turn === undefined || turn.held || turnWait.bypass) {
+    if (turn === undefined || !this.contended || turn.held || turnWait.bypass) {
       turnWait.bypass = false;
       return true;
     }
@@ -204,38 +278,112 @@ export class SqliteWriter {
   }
 
   /**
-   * Called once BEGIN IMMEDIATE has succeeded: commits the next batch, or fails it if the file is damaged.
+   * Called once BEGIN IMMEDIATE has succeeded: commits the next batch, with the rows other processes
+   * posted in the turn's mailbox when this writer holds the turn, or fails it if the file is damaged.
    * Synchronous. `trace` hears `lock-held` when the transaction ends (the write lock is released).
    */
   private commitNextBatch(inline: boolean, trace?: PhaseTrace): void {
+    const mail = this.takeMail();
     try {
       verifyFile(this.path, this.identity, this.pageCount.get() as number);
     } catch (error) {
       this.sqlite.exec('ROLLBACK');
       trace?.mark('lock-held');
-      this.queue.fail(this.queue.takeBatch(), toDatabaseError(error), inline);
+      const failure = toDatabaseError(error);
+      this.queue.fail(this.queue.takeBatch(), failure, inline);
+      this.answerMail(
+        mail,
+        mail.map(() => failure),
+      );
       return;
     }
-    this.commitBatch(this.queue.takeBatch(), inline, trace);
+    this.commitBatch(this.queue.takeBatch(), mail, inline, trace);
+  }
+
+  /**
+   * The holder's share of the mailbox: every job posted for this file, except those of
+   * followers with another `synchronous` (handed back; they commit them themselves when they
+   * get the turn). A job a dead holder answered before its commit is answered again as it
+   * was if its rows are in the file, or written again if they are not.
+   */
+  private takeMail(): MailJob[] {
+    const turn = this.turn;
+    if (turn === undefined || !turn.held) return [];
+    const mail: MailJob[] = [];
+    for (const posted of turn.take()) {
+      let job: MailJob;
+      try {
+        job = decodePosting(posted.ticket, posted.payload, posted.answerBeforeCommit);
+      } catch {
+        turn.answer(posted.ticket, encodeAnswer(new DatabaseError('UNKNOWN', 'unreadable mailbox entry')), true);
+        continue;
+      }
+      if (job.synchronous !== this.synchronous) turn.untake(job.ticket);
+      else if (job.answerBeforeCommit !== null && wasCommitted(this.readCommitted, job)) {
+        turn.answer(job.ticket, job.answerBeforeCommit, true);
+      } else mail.push(job);
+    }
+    return mail;
+  }
+
+  /** Final answers for the followers, then wakes them. */
+  private answerMail(mail: MailJob[], outcomes: JobOutcome[]): void {
+    if (mail.length === 0) return;
+    const turn = this.turn as WriteTurn;
+    for (let i = 0; i < mail.length; i++) {
+      turn.answer((mail[i] as MailJob).ticket, encodeAnswer(outcomes[i] as JobOutcome), true);
+    }
+    turn.announce();
   }
 
   /** Runs inside BEGIN IMMEDIATE; commits, or rolls back and reports. Synchronous from start to end. */
-  private commitBatch(batch: Job[], inline: boolean, trace?: PhaseTrace): void {
+  private commitBatch(batch: Job[], mail: MailJob[], inline: boolean, trace?: PhaseTrace): void {
     let outcomes: JobOutcome[];
+    const turn = this.turn;
+    // A follower's rows go where the follower meant: not into a file that replaced it at that path.
+    const mailJobs: Job[] = [];
+    const misplaced = new Map<MailJob, MetricsRepoError>();
+    for (const entry of mail) {
+      if (entry.file.dev === this.identity.dev && entry.file.ino === this.identity.ino) mailJobs.push(entry.job);
+      else misplaced.set(entry, movedError(this.path));
+    }
+    const all = mailJobs.length === 0 ? batch : [...batch, ...mailJobs];
     try {
-      outcomes = batch.length === 1 ? this.writeAlone(batch[0] as Job) : this.writeBatch(batch);
+      outcomes = all.length === 1 ? this.writeAlone(all[0] as Job) : this.writeBatch(all);
+      if (mail.length > 0) {
+        // Before the commit: if this process dies now, the next holder reads these to tell what was stored.
+        let k = batch.length;
+        for (const entry of mail) {
+          const outcome = misplaced.get(entry) ?? (outcomes[k++] as JobOutcome);
+          (turn as WriteTurn).answer(entry.ticket, encodeAnswer(outcome), false);
+        }
+      }
       if (this.sqlite.inTransaction) this.sqlite.exec('COMMIT');
       trace?.mark('lock-held');
     } catch (error) {
       if (this.sqlite.inTransaction) this.sqlite.exec('ROLLBACK');
       trace?.mark('lock-held');
       // Nothing was committed: a lost lock sends the batch back to the front of the queue, in order.
-      if (isBusyError(error)) this.queue.putBack(batch);
-      else this.queue.fail(batch, toDatabaseError(error), inline);
+      if (isBusyError(error)) {
+        this.queue.putBack(batch);
+        for (const entry of mail) (turn as WriteTurn).untake(entry.ticket);
+      } else {
+        const failure = toDatabaseError(error);
+        this.queue.fail(batch, failure, inline);
+        this.answerMail(
+          mail,
+          mail.map(() => failure),
+        );
+      }
       return;
     }
     this.inlineRetryAt = 0;
-    this.queue.settle(batch, outcomes, inline);
+    this.queue.settle(batch, outcomes.slice(0, batch.length), inline);
+    let k = batch.length;
+    this.answerMail(
+      mail,
+      mail.map((entry) => misplaced.get(entry) ?? (outcomes[k++] as JobOutcome)),
+    );
     this.checkpointer.afterCommit();
   }
 
@@ -330,6 +478,13 @@ function rowError(failure: unknown): MetricsRepoError {
     return new DuplicateEventError(eventId, { cause: error });
   }
   return toDatabaseError(error);
+}
+
+function movedError(path: string): DatabaseError {
+  return new DatabaseError(
+    'SQLITE_READONLY_DBMOVED',
+    `the database file ${JSON.stringify(path)} was replaced by another file since it was opened; reopen the repository`,
+  );
 }
 
 export function toDatabaseError(error: unknown): DatabaseError {

@@ -1,0 +1,148 @@
+import { type Synchronous, tracePhases } from '@repo/db';
+import { Mutex } from 'async-mutex';
+import { DatabaseError, LockTimeoutError } from '../errors.ts';
+import type { Job, WriteQueue } from '../queue.ts';
+import { encodePosting, type FileKey, outcomeOf } from './mailbox.ts';
+import type { WriteTurn } from './turn.ts';
+import { toDatabaseError } from './writer.ts';
+
+/** What a follower becomes once it needs a connection of its own. */
+export interface ConnectedWriter {
+  /** Takes over the queue (it listens to it from then on) and drains it. */
+  start(): void;
+  /** Holding the turn: commits what the mailbox holds, even with nothing of its own queued. */
+  serveMailbox(): Promise<void>;
+}
+
+/**
+ * How long a follower waits for an answer before it opens the file and writes
+ * its job itself, without the turn: a holder that hangs (a stopped process)
+ * must not hold its followers until their deadline. A working holder answers
+ * long before, even behind hundreds of processes on two cores.
+ */
+export const followerPatienceMs = 2000;
+
+/**
+ * A writer that has not opened the database: it posts each job in the turn's
+ * mailbox (@repo/write-turn) and sleeps in the kernel until the turn's holder
+ * has committed it with its own rows and answered. A process that records one
+ * row and exits then never loads SQLite: the holder's one transaction stores
+ * the rows of every process that posted meanwhile.
+ *
+ * When the turn is free, the follower takes it, and with it the holder's job:
+ * it opens the connection (`connect`) and becomes an ordinary writer, which
+ * commits its own jobs and the mailbox's. It does the same for a job the mailbox
+ * cannot hold (larger than a slot, or all 1,024 slots in use).
+ */
+export class Follower {
+  private readonly mutex = new Mutex();
+  private drainScheduled = false;
+  private writer: ConnectedWriter | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly turn: WriteTurn,
+    private readonly file: FileKey,
+    private readonly synchronous: Synchronous,
+    private readonly queue: WriteQueue,
+    private readonly lockTimeoutMs: number,
+    private readonly connect: () => Promise<ConnectedWriter>,
+  ) {
+    queue.listen({ jobsAdded: () => this.scheduleDrain() });
+  }
+
+  /** Commits (or fails) everything it was given; the backend then closes the writer or the turn. */
+  async close(): Promise<void> {
+    await this.mutex.runExclusive(async () => {
+      await this.drain();
+      this.closed = true;
+    });
+  }
+
+  private scheduleDrain(): void {
+    if (this.drainScheduled || this.writer !== undefined) return;
+    this.drainScheduled = true;
+    // setImmediate, as the writer does: inserts of the same turn of the event loop share a posting round.
+    setImmediate(() => {
+      void this.mutex
+        .runExclusive(() => this.drain())
+        .finally(() => {
+          this.drainScheduled = false;
+          if (this.queue.hasJobs && this.writer === undefined && !this.closed) this.scheduleDrain();
+        });
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.hasJobs && this.writer === undefined) {
+      const job = this.queue.takeBatch(1)[0] as Job;
+      const trace = tracePhases('write');
+      const ticket = this.turn.post(encodePosting(job, this.file, this.synchronous));
+      if (ticket === undefined) {
+        this.queue.putBack([job]);
+        await this.becomeWriter(trace);
+        return;
+      }
+      const deadline = job.calledAt + this.lockTimeoutMs;
+      const patientUntil = Date.now() + followerPatienceMs;
+      for (;;) {
+        const outcome = await this.turn.awaitAnswer(ticket, Math.max(0, Math.min(deadline, patientUntil) - Date.now()));
+        if (outcome === 'answer') {
+          const answer = this.turn.collect(ticket);
+          if (answer === null) continue;
+          trace.mark('mailbox-wait');
+          this.queue.settle([job], [outcomeOf(answer, job)]);
+          break;
+        }
+        if (outcome === 'turn') {
+          // Nobody holds the turn: this follower does the holder's work, its own job first.
+          if (this.turn.withdraw(ticket)) {
+            this.queue.putBack([job]);
+            await this.becomeWriter(trace);
+            return;
+          }
+          let answer = this.turn.collect(ticket);
+          if (answer === null && (await this.becomeWriter(trace))) {
+            // Taken by a holder that died: as the holder now, find out whether it was stored.
+            await (this.writer as ConnectedWriter | undefined)?.serveMailbox();
+            answer = this.turn.collect(ticket);
+          }
+          this.queue.settle([job], [answer === null ? lostAnswer() : outcomeOf(answer, job)]);
+          if ((this.writer as ConnectedWriter | undefined) !== undefined) return;
+          break;
+        }
+        // A job already taken by a holder is being committed: its answer comes shortly.
+        if (!this.turn.withdraw(ticket)) continue;
+        if (Date.now() >= deadline) {
+          this.queue.settle([job], [new LockTimeoutError(this.queue.database, Date.now() - job.calledAt)]);
+          break;
+        }
+        // Out of patience: the holder may hang (a stopped process). Write without the turn.
+        this.queue.putBack([job]);
+        await this.becomeWriter(trace);
+        return;
+      }
+    }
+  }
+
+  /**
+   * Opens the connection; the writer takes the queue (and the turn, if held) from here. If the
+   * database cannot be opened, what is queued fails with that error, and the turn is let go.
+   */
+  private async becomeWriter(trace: ReturnType<typeof tracePhases>): Promise<boolean> {
+    trace.mark('mailbox-wait');
+    try {
+      this.writer = await this.connect();
+    } catch (error) {
+      if (this.turn.held) this.turn.release();
+      this.queue.fail(this.queue.takeBatch(Number.POSITIVE_INFINITY), toDatabaseError(error));
+      return false;
+    }
+    this.writer.start();
+    return true;
+  }
+}
+
+function lostAnswer(): DatabaseError {
+  return new DatabaseError('UNKNOWN', 'the process that was committing this row stopped, and its outcome is unknown');
+}

@@ -1,0 +1,163 @@
+import type { Metric, Synchronous } from '@repo/db';
+import { maxAnswerBytes } from '@repo/write-turn';
+import type BetterSqlite3 from 'better-sqlite3';
+import { DatabaseError, DuplicateEventError, type MetricsRepoError } from '../errors.ts';
+import type { Job, JobOutcome } from '../queue.ts';
+import type { ValidRow } from '../validate.ts';
+
+/**
+ * What crosses the turn's mailbox (@repo/write-turn): a follower's job as it
+ * posts it, and the holder's answer. Both are JSON: rows are already validated
+ * by the follower, so the holder writes them as they are.
+ */
+
+/** The file a follower means: a holder that opened another file at that path answers with an error. */
+export interface FileKey {
+  dev: number;
+  ino: number;
+}
+
+interface Posting {
+  /** dev, ino of the file the follower opened. */
+  f: [number, number];
+  /** The follower's `synchronous`: only a holder with the same setting commits its rows. */
+  s: Synchronous;
+  /** One row (insert) or an array of them (insertMany). */
+  m: boolean;
+  r: [string, number, number, string | null, string | null][];
+}
+
+type Answer = { i: number } | { c: MetricsRepoError['code']; s?: string; m: string; e?: string };
+
+const encoder = new TextEncoder();
+
+export function encodePosting(job: Job, file: FileKey, synchronous: Synchronous): Uint8Array {
+  const rows = Array.isArray(job.rows) ? job.rows : [job.rows];
+  const posting: Posting = {
+    f: [file.dev, file.ino],
+    s: synchronous,
+    m: Array.isArray(job.rows),
+    r: rows.map((row) => [row.name, row.value, row.recordedAt, row.labelsJson, row.eventId]),
+  };
+  return encoder.encode(JSON.stringify(posting));
+}
+
+/** A job another process posted, as the holder writes it. */
+export interface MailJob {
+  ticket: number;
+  file: FileKey;
+  synchronous: Synchronous;
+  job: Job;
+  /** Set when a holder that died answered it before its commit: check the database. */
+  answerBeforeCommit: Buffer | null;
+}
+
+export function decodePosting(ticket: number, payload: Buffer, answerBeforeCommit: Buffer | null): MailJob {
+  const posting = JSON.parse(payload.toString('utf8')) as Posting;
+  const rows = posting.r.map(
+    ([name, value, recordedAt, labelsJson, eventId]): ValidRow => ({
+      name,
+      value,
+      recordedAt,
+      labelsJson,
+      // The holder answers with ids only: the follower builds the stored rows from its own.
+      labels: null,
+      eventId,
+    }),
+  );
+  const job: Job = {
+    rows: posting.m ? rows : (rows[0] as ValidRow),
+    size: rows.length,
+    calledAt: Date.now(),
+    resolve: () => {},
+    reject: () => {},
+  };
+  return { ticket, file: { dev: posting.f[0], ino: posting.f[1] }, synchronous: posting.s, job, answerBeforeCommit };
+}
+
+export function encodeAnswer(outcome: JobOutcome): Uint8Array {
+  if (!(outcome instanceof Error)) {
+    return encoder.encode(JSON.stringify({ i: (Array.isArray(outcome) ? outcome[0] : outcome)?.id ?? 0 }));
+  }
+  // The follower rebuilds the duplicate's message from its own row: the start of the eventId names it.
+  if (outcome instanceof DuplicateEventError) {
+    return fitAnswer((chars) => ({ c: outcome.code, m: '', e: outcome.eventId.slice(0, chars) }));
+  }
+  const sqliteCode = outcome instanceof DatabaseError ? outcome.sqliteCode : undefined;
+  const message = sqliteCode === undefined ? outcome.message : outcome.message.slice(sqliteCode.length + 2);
+  return fitAnswer((chars) => ({ c: outcome.code, s: sqliteCode, m: message.slice(0, chars) }));
+}
+
+/** An answer holds maxAnswerBytes: the text is cut until its JSON fits. */
+function fitAnswer(build: (chars: number) => Answer): Uint8Array {
+  for (let chars = 200; ; chars = Math.floor(chars / 2)) {
+    const bytes = encoder.encode(JSON.stringify(build(chars)));
+    if (bytes.length <= maxAnswerBytes || chars === 0) return bytes;
+  }
+}
+
+/** The first id an answer reports, or undefined for an error. */
+export function answeredId(answer: Buffer): number | undefined {
+  const parsed = JSON.parse(answer.toString('utf8')) as Answer;
+  return 'i' in parsed ? parsed.i : undefined;
+}
+
+/** The follower's side: its job's outcome from the holder's answer. */
+export function outcomeOf(answer: Buffer, job: Job): JobOutcome {
+  const parsed = JSON.parse(answer.toString('utf8')) as Answer;
+  if ('i' in parsed) {
+    if (!Array.isArray(job.rows)) return storedRow(job.rows, parsed.i);
+    return job.rows.map((row, k) => storedRow(row, parsed.i + k));
+  }
+  if (parsed.c === 'DUPLICATE_EVENT') {
+    const row = (Array.isArray(job.rows) ? job.rows : [job.rows]).find(
+      (candidate) => candidate.eventId !== null && parsed.e !== undefined && candidate.eventId.startsWith(parsed.e),
+    );
+    return new DuplicateEventError(row?.eventId ?? parsed.e ?? '');
+  }
+  return new DatabaseError(parsed.s ?? 'UNKNOWN', parsed.m);
+}
+
+function storedRow(row: ValidRow, id: number): Metric {
+  return {
+    id,
+    name: row.name,
+    value: row.value,
+    recordedAt: new Date(row.recordedAt),
+    labels: row.labels,
+    eventId: row.eventId,
+  };
+}
+
+/**
+ * A job answered by a holder that died before it could make the answer final: were its rows
+ * committed? Ids are never reused (AUTOINCREMENT), so the rows at the answered ids, with the
+ * job's very values, are that commit's.
+ */
+export function wasCommitted(read: BetterSqlite3.Statement, mail: MailJob): boolean {
+  if (mail.answerBeforeCommit === null) return false;
+  const first = answeredId(mail.answerBeforeCommit);
+  if (first === undefined) return false;
+  const rows = Array.isArray(mail.job.rows) ? mail.job.rows : [mail.job.rows];
+  const stored = read.all(first, first + rows.length) as {
+    name: string;
+    value: number;
+    recorded_at: number;
+    labels: string | null;
+    event_id: string | null;
+  }[];
+  return (
+    stored.length === rows.length &&
+    rows.every((row, k) => {
+      const found = stored[k];
+      return (
+        found !== undefined &&
+        found.name === row.name &&
+        found.value === row.value &&
+        found.recorded_at === row.recordedAt &&
+        found.labels === row.labelsJson &&
+        found.event_id === row.eventId
+      );
+    })
+  );
+}
