@@ -37,13 +37,14 @@
 #define SLOT_SIZE 1024
 #define ANSWER_SIZE 256
 #define PAYLOAD_SIZE (SLOT_SIZE - ANSWER_SIZE - 16)
-#define HEADER_SIZE (4 * 4096)
+#define HEADER_SIZE (8 * 4096)
 #define TURN_FILE_SIZE (HEADER_SIZE + SLOT_COUNT * SLOT_SIZE)
 /* A follower asleep in the mailbox looks at the turn this often: a holder that died is only seen
    by trying its robust mutex. */
 #define MAILBOX_RECHECK_NS 200000000LL
 
-enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_POSTED, SLOT_TAKEN, SLOT_ANSWERED };
+/* ABANDONED: taken by a holder while its poster closed its handle; freed when answered. */
+enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_POSTED, SLOT_TAKEN, SLOT_ANSWERED, SLOT_ABANDONED };
 
 /* The states sit together in the header, so that a holder looking for posted rows reads three
    pages, not the whole mailbox. */
@@ -55,7 +56,11 @@ typedef struct {
   uint32_t generation;
   uint32_t state[SLOT_COUNT];
   uint32_t serial[SLOT_COUNT];
+  /* Who posted: its process (and that process's PID namespace: a pid means nothing in another
+     one), and the handle, so that closing it frees what it left. */
   int32_t owner[SLOT_COUNT];
+  uint64_t owner_ns[SLOT_COUNT];
+  uint64_t owner_handle[SLOT_COUNT];
 } shared_turn;
 
 typedef struct {
@@ -82,6 +87,9 @@ typedef struct {
   shared_turn *shared;
   enum owner owner;
   int closed;
+  /* Unique among the file's handles: the process and a counter (the namespace tells processes apart). */
+  uint64_t id;
+  int posted_any;
   int refs;
   /* The mapping's users: the open handle and the running thread. The last one unmaps, so that a
      closed turn keeps no file system busy until garbage collection. */
@@ -225,6 +233,16 @@ static void add_ns(struct timespec *t, long long ns) {
 }
 
 
+/* This process's PID namespace (the inode of /proc/self/ns/pid), or 0 if unknown. */
+static uint64_t pid_namespace(void) {
+  static uint64_t cached;
+  if (cached == 0) {
+    struct stat st;
+    if (stat("/proc/self/ns/pid", &st) == 0) cached = (uint64_t)st.st_ino;
+  }
+  return cached;
+}
+
 static long futex(uint32_t *word, int op, uint32_t value, const struct timespec *timeout) {
   return syscall(SYS_futex, word, op, value, timeout, NULL, 0);
 }
@@ -358,8 +376,22 @@ static int is_idle(napi_env env, turn *t) {
  * asleep in the kernel cannot be woken early: it is detached, and lets go of the turn
  * (and of its reference) when its wait ends.
  */
+/* What a closed handle posted is nobody's any more: waiting posts are withdrawn, answers dropped,
+   and posts a holder is committing are freed once answered. */
+static void abandon_posts(turn *t) {
+  shared_turn *s = t->shared;
+  for (uint32_t i = 0; i < SLOT_COUNT; i++) {
+    if (__atomic_load_n(&s->owner_handle[i], __ATOMIC_ACQUIRE) != t->id) continue;
+    uint32_t state = __atomic_load_n(&s->state[i], __ATOMIC_ACQUIRE);
+    uint32_t next = state == SLOT_TAKEN ? SLOT_ABANDONED : SLOT_FREE;
+    if (state == SLOT_POSTED || state == SLOT_ANSWERED || state == SLOT_TAKEN)
+      __atomic_compare_exchange_n(&s->state[i], &state, next, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+  }
+}
+
 static void close_turn(turn *t) {
   if (t->closed) return;
+  if (t->posted_any) abandon_posts(t);
   if (t->owner == OWNER_CALLER) unlock_turn(t->shared);
   int handed = 0;
   if (t->thread_started) {
@@ -446,6 +478,9 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   turn *t = calloc(1, sizeof *t);
   t->shared = shared;
   t->env = env;
+  static uint32_t handles;
+  t->id = ((uint64_t)(uint32_t)getpid() << 32 | __atomic_add_fetch(&handles, 1, __ATOMIC_ACQ_REL)) ^
+          (pid_namespace() << 20);
   t->refs = 1;
   t->map_refs = 1;
   pthread_mutex_init(&t->control, NULL);
@@ -508,7 +543,11 @@ static napi_value start_wait(napi_env env, turn *t, double timeout_ms, enum comm
 }
 
 static int timeout_arg(napi_env env, napi_value value, double *timeout_ms) {
-  if (napi_get_value_double(env, value, timeout_ms) == napi_ok && *timeout_ms >= 0) return 1;
+  if (napi_get_value_double(env, value, timeout_ms) == napi_ok && *timeout_ms >= 0) {
+    /* Longer is forever (and Infinity would overflow the deadline): a year. */
+    if (*timeout_ms > 31536000000.0) *timeout_ms = 31536000000.0;
+    return 1;
+  }
   napi_throw_type_error(env, NULL, "write-turn: needs a timeout >= 0");
   return 0;
 }
@@ -596,6 +635,9 @@ static napi_value js_post(napi_env env, napi_callback_info info) {
       continue;
     uint32_t serial = __atomic_add_fetch(&s->serial[i], 1, __ATOMIC_ACQ_REL);
     __atomic_store_n(&s->owner[i], (int32_t)getpid(), __ATOMIC_RELEASE);
+    __atomic_store_n(&s->owner_ns[i], pid_namespace(), __ATOMIC_RELEASE);
+    __atomic_store_n(&s->owner_handle[i], t->id, __ATOMIC_RELEASE);
+    t->posted_any = 1;
     shared_slot *slot = slot_at(s, i);
     memcpy(slot->payload, data, length);
     slot->payload_length = (uint32_t)length;
@@ -643,9 +685,11 @@ static napi_value js_collect(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* Only a process of the same PID namespace can tell that a poster is gone. */
 static int owner_gone(shared_turn *s, uint32_t index) {
   pid_t pid = (pid_t)__atomic_load_n(&s->owner[index], __ATOMIC_ACQUIRE);
-  return pid > 0 && kill(pid, 0) != 0 && errno == ESRCH;
+  uint64_t ns = __atomic_load_n(&s->owner_ns[index], __ATOMIC_ACQUIRE);
+  return pid > 0 && ns != 0 && ns == pid_namespace() && kill(pid, 0) != 0 && errno == ESRCH;
 }
 
 /*
@@ -671,7 +715,14 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   uint32_t count = 0;
   for (uint32_t i = 0; i < SLOT_COUNT; i++) {
     uint32_t state = __atomic_load_n(&s->state[i], __ATOMIC_ACQUIRE);
-    if (state == SLOT_FREE) continue;
+    /* A slot being filled is left alone: its owner field may still name the previous poster. */
+    if (state == SLOT_FREE || state == SLOT_FILLING) continue;
+    if (state == SLOT_ABANDONED) {
+      /* Taken by a holder that died, for a poster that no longer waits: nobody needs it. */
+      uint32_t expected = state;
+      __atomic_compare_exchange_n(&s->state[i], &expected, SLOT_FREE, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+      continue;
+    }
     if (state != SLOT_POSTED && state != SLOT_TAKEN) {
       if (owner_gone(s, i)) {
         uint32_t expected = state;
@@ -703,11 +754,19 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
   return list;
 }
 
+/* A taken slot moves on to `next`, unless its poster abandoned it meanwhile: then it is free. */
+static void settle_taken(shared_turn *s, uint32_t index, uint32_t next) {
+  uint32_t expected = SLOT_TAKEN;
+  if (!__atomic_compare_exchange_n(&s->state[index], &expected, next, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+    __atomic_store_n(&s->state[index], SLOT_FREE, __ATOMIC_RELEASE);
+}
+
 /* The slot of a ticket this holder took, or NULL (and a thrown error). */
 static shared_slot *taken_slot(napi_env env, turn *t, napi_value ticket, uint32_t *index) {
   uint32_t serial;
   if (!ticket_arg(env, ticket, index, &serial)) return NULL;
-  if (__atomic_load_n(&t->shared->state[*index], __ATOMIC_ACQUIRE) != SLOT_TAKEN ||
+  uint32_t state = __atomic_load_n(&t->shared->state[*index], __ATOMIC_ACQUIRE);
+  if ((state != SLOT_TAKEN && state != SLOT_ABANDONED) ||
       __atomic_load_n(&t->shared->serial[*index], __ATOMIC_ACQUIRE) != serial) {
     napi_throw_error(env, NULL, "write-turn: that ticket is not taken");
     return NULL;
@@ -716,7 +775,7 @@ static shared_slot *taken_slot(napi_env env, turn *t, napi_value ticket, uint32_
 }
 
 /*
- * answer(handle, ticket, bytes, final): writes a taken ticket's answer (at most 512 bytes, cut
+ * answer(handle, ticket, bytes, final): writes a taken ticket's answer (at most 256 bytes, cut
  * beyond). Not final: written before the commit, for a next holder to check if this one dies.
  * Final: the owner may collect it (call announce() once all are written).
  */
@@ -736,7 +795,7 @@ static napi_value js_answer(napi_env env, napi_callback_info info) {
   if (length > ANSWER_SIZE) length = ANSWER_SIZE;
   memcpy(slot->answer, data, length);
   slot->answer_length = (uint32_t)length;
-  if (final) __atomic_store_n(&t->shared->state[index], SLOT_ANSWERED, __ATOMIC_RELEASE);
+  if (final) settle_taken(t->shared, index, SLOT_ANSWERED);
   return NULL;
 }
 
@@ -751,7 +810,7 @@ static napi_value js_untake(napi_env env, napi_callback_info info) {
   shared_slot *slot = taken_slot(env, t, argv[1], &index);
   if (slot == NULL) return NULL;
   slot->answer_length = 0;
-  __atomic_store_n(&t->shared->state[index], SLOT_POSTED, __ATOMIC_RELEASE);
+  settle_taken(t->shared, index, SLOT_POSTED);
   return NULL;
 }
 

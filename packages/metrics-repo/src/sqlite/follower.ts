@@ -23,6 +23,17 @@ export interface ConnectedWriter {
 export const followerPatienceMs = 2000;
 
 /**
+ * A follower opens the file and becomes an ordinary writer when more rows than this are
+ * queued (a loop of inserts: a connection of its own commits them in batches)...
+ */
+const followerMaxRows = 16;
+/** How often a follower whose job a holder took looks again (it is woken by the answer anyway). */
+const takenRecheckMs = 1000;
+
+/** ...or once it has posted this many jobs (a process that keeps writing, one row at a time). */
+const followerMaxJobs = 8;
+
+/**
  * A writer that has not opened the database: it posts each job in the turn's
  * mailbox (@repo/write-turn) and sleeps in the kernel until the turn's holder
  * has committed it with its own rows and answered. A process that records one
@@ -39,6 +50,7 @@ export class Follower {
   private drainScheduled = false;
   private writer: ConnectedWriter | undefined;
   private closed = false;
+  private posted = 0;
 
   constructor(
     private readonly turn: WriteTurn,
@@ -75,9 +87,15 @@ export class Follower {
 
   private async drain(): Promise<void> {
     while (this.queue.hasJobs && this.writer === undefined) {
-      const job = this.queue.takeBatch(1)[0] as Job;
       const trace = tracePhases('write');
+      // A writer with a backlog, or with a steady flow of jobs, pays for a connection: it opens one.
+      if (this.queue.pendingRows > followerMaxRows || this.posted >= followerMaxJobs) {
+        await this.becomeWriter(trace);
+        return;
+      }
+      const job = this.queue.takeBatch(1)[0] as Job;
       const ticket = this.turn.post(encodePosting(job, this.file, this.synchronous));
+      this.posted += 1;
       if (ticket === undefined) {
         this.queue.putBack([job]);
         await this.becomeWriter(trace);
@@ -85,8 +103,11 @@ export class Follower {
       }
       const deadline = job.calledAt + this.lockTimeoutMs;
       const patientUntil = Date.now() + followerPatienceMs;
+      let taken = false;
       for (;;) {
-        const outcome = await this.turn.awaitAnswer(ticket, Math.max(0, Math.min(deadline, patientUntil) - Date.now()));
+        // Once a holder has taken the job, only its answer (or its death, seen by the turn) ends the wait.
+        const until = taken ? Date.now() + takenRecheckMs : Math.min(deadline, patientUntil);
+        const outcome = await this.turn.awaitAnswer(ticket, Math.max(0, until - Date.now()));
         if (outcome === 'answer') {
           const answer = this.turn.collect(ticket);
           if (answer === null) continue;
@@ -112,7 +133,10 @@ export class Follower {
           break;
         }
         // A job already taken by a holder is being committed: its answer comes shortly.
-        if (!this.turn.withdraw(ticket)) continue;
+        if (!this.turn.withdraw(ticket)) {
+          taken = true;
+          continue;
+        }
         if (Date.now() >= deadline) {
           this.queue.settle([job], [new LockTimeoutError(this.queue.database, Date.now() - job.calledAt)]);
           break;

@@ -3,20 +3,23 @@ import { openWriteTurn, type WriteTurn } from '@repo/write-turn';
 
 export type { WriteTurn };
 
-/**
- * The turn file beside the database (never a file SQLite opens), or none where the addon is unavailable.
- * None in worker threads either: there a timer's wake-up is a thread's in a process already running,
- * cheaper than the turn's hand-over through its own waiting thread (`pnpm harness --mode thread
- * --writers 20,100`, five rounds alternated: CPU 1.9× and 2.5× raw's with the turn, 1.5× and 1.9× without).
- */
+/** The turn file beside the database (never a file SQLite opens), or none where the addon is unavailable. */
 export function openTurn(databasePath: string): WriteTurn | undefined {
-  if (!isMainThread) return undefined;
   try {
     return openWriteTurn(`${databasePath}-turn`);
   } catch {
-    return undefined; // Waiting falls back to timers alone (see lock.ts).
+    return undefined; // Waiting falls back to timers alone (see lock.ts), and there is no mailbox.
   }
 }
+
+/**
+ * Whether a writer that found the lock taken queues for the turn (and sleeps in the kernel) rather
+ * than polling on timers. Not in worker threads: there a timer's wake-up is a thread's in a process
+ * already running, cheaper than the turn's hand-over through its own waiting thread (`pnpm harness
+ * --mode thread --writers 20,100`, five rounds alternated: CPU 1.9× and 2.5× raw's with the turn,
+ * 1.5× and 1.9× without). Threads still use the turn's mailbox.
+ */
+export const queuesForTurn = isMainThread;
 
 /**
  * How long to wait for the turn before one attempt at SQLite's lock without it: a holder

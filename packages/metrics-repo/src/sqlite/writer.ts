@@ -17,7 +17,7 @@ import { Checkpointer } from './checkpoint.ts';
 import { type FileIdentity, verifyFile } from './file-identity.ts';
 import { Backoff, sleep, tryBeginImmediate, walSignature, yieldToEventLoop } from './lock.ts';
 import { decodePosting, encodeAnswer, type MailJob, wasCommitted } from './mailbox.ts';
-import { TurnWait, type WriteTurn } from './turn.ts';
+import { queuesForTurn, TurnWait, type WriteTurn } from './turn.ts';
 
 /** How long a holder whose own rows are committed keeps serving the mailbox (see keepServing). */
 const holderServesForMs = 1000;
@@ -72,7 +72,7 @@ export class SqliteWriter {
   ) {
     if (turn?.held) {
       // Held since the open (see driver.ts) or by a follower that became this writer.
-      this.contended = true;
+      this.contended = queuesForTurn;
       this.releaseTurnIfIdle();
     }
     this.insert = sqlite.prepare(insertSql);
@@ -202,13 +202,13 @@ export class SqliteWriter {
         if (!began) {
           this.queue.expireOverdue(Date.now());
           if (!this.queue.hasJobs && !this.servingMailbox) continue;
-          this.contended = true;
+          this.contended = queuesForTurn;
           // Contended: queue for the turn (takeTurn) instead of polling, unless this writer holds it.
-          if (this.turn !== undefined && !this.turn.held) continue;
+          if (this.contended && this.turn !== undefined && !this.turn.held) continue;
           await sleep(
             backoff.next({
               // The turn's holder is the only one polling: SQLite's schedule, never the long delays for crowds.
-              wal: this.turn === undefined ? walSignature(this.path) : undefined,
+              wal: this.turn?.held ? undefined : walSignature(this.path),
               deadline: this.queue.nextDeadline,
               queuedRows: this.queue.pendingRows,
             }),
