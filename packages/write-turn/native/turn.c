@@ -40,8 +40,8 @@
 #define HEADER_SIZE (8 * 4096)
 #define TURN_FILE_SIZE (HEADER_SIZE + SLOT_COUNT * SLOT_SIZE)
 /* A follower asleep in the mailbox looks at the turn this often: a holder that died is only seen
-   by trying its robust mutex. */
-#define MAILBOX_RECHECK_NS 200000000LL
+   by trying its robust mutex. Each look wakes a thread of a sleeping process (about 0.25 ms of CPU). */
+#define MAILBOX_RECHECK_NS 1000000000LL
 
 /* ABANDONED: taken by a holder while its poster closed its handle; freed when answered. */
 enum slot_state { SLOT_FREE, SLOT_FILLING, SLOT_POSTED, SLOT_TAKEN, SLOT_ANSWERED, SLOT_ABANDONED };
@@ -81,7 +81,7 @@ static shared_slot *slot_at(shared_turn *s, uint32_t index) {
 enum owner { OWNER_NONE, OWNER_CALLER, OWNER_WAITER };
 enum command { CMD_NONE, CMD_ACQUIRE, CMD_AWAIT, CMD_RELEASE, CMD_STOP };
 /* What an await() resolves with. */
-enum awaited { AWAIT_TIMEOUT, AWAIT_TURN, AWAIT_ANSWER };
+enum awaited { AWAIT_TIMEOUT, AWAIT_TURN, AWAIT_ANSWER, AWAIT_QUIET };
 
 typedef struct {
   shared_turn *shared;
@@ -108,6 +108,7 @@ typedef struct {
   /* CMD_AWAIT: the ticket whose answer is awaited. */
   uint32_t await_index;
   uint32_t await_serial;
+  long long await_quiet_ns;
   int awaiting;
   napi_threadsafe_function tsfn;
   napi_deferred deferred;
@@ -248,15 +249,33 @@ static long futex(uint32_t *word, int op, uint32_t value, const struct timespec 
 }
 
 /* Tells every follower asleep in the mailbox to look again (answers written, or the turn free). */
+/* Counts answers: a follower that sees it still for long enough takes the holder for hung. */
 static void announce(shared_turn *s) {
   __atomic_add_fetch(&s->generation, 1, __ATOMIC_ACQ_REL);
-  futex(&s->generation, FUTEX_WAKE, INT32_MAX, NULL);
 }
 
-/* Releases the turn: to one waiter on the mutex, and tells the mailbox's followers that it is free. */
+/* Each follower sleeps on its own slot's state word: an answer wakes that follower alone. */
+static void wake_slot(shared_turn *s, uint32_t index) {
+  futex(&s->state[index], FUTEX_WAKE, 1, NULL);
+}
+
+/*
+ * Releases the turn: to one waiter on the mutex, and to one follower whose post waits (it finds
+ * the turn free and takes it). Waking one, not all: a crowd of processes woken at every release
+ * costs each of them CPU for nothing.
+ */
 static void unlock_turn(shared_turn *s) {
   pthread_mutex_unlock(&s->mutex);
   announce(s);
+  static uint32_t next;
+  uint32_t start = next++ % SLOT_COUNT;
+  for (uint32_t k = 0; k < SLOT_COUNT; k++) {
+    uint32_t i = (start + k) % SLOT_COUNT;
+    if (__atomic_load_n(&s->state[i], __ATOMIC_ACQUIRE) == SLOT_POSTED) {
+      wake_slot(s, i);
+      return;
+    }
+  }
 }
 
 static int answered(shared_turn *s, uint32_t index, uint32_t serial) {
@@ -277,15 +296,29 @@ static long long ns_until(const struct timespec *until) {
  */
 static int await_answer_or_turn(turn *t, const struct timespec *until) {
   shared_turn *s = t->shared;
+  uint32_t last = __atomic_load_n(&s->generation, __ATOMIC_ACQUIRE);
+  struct timespec quiet_until;
+  clock_gettime(TURN_CLOCK, &quiet_until);
+  add_ns(&quiet_until, t->await_quiet_ns);
   for (;;) {
     uint32_t seen = __atomic_load_n(&s->generation, __ATOMIC_ACQUIRE);
+    uint32_t state = __atomic_load_n(&s->state[t->await_index], __ATOMIC_ACQUIRE);
     if (answered(s, t->await_index, t->await_serial)) return AWAIT_ANSWER;
     if (lock_result(s, pthread_mutex_trylock(&s->mutex))) return AWAIT_TURN;
     long long left = ns_until(until);
     if (left <= 0 || __atomic_load_n(&t->closed, __ATOMIC_ACQUIRE)) return AWAIT_TIMEOUT;
+    /* Quiet: the holder answered nobody for that long; it may hang. Any answer restarts the count. */
+    if (seen != last) {
+      last = seen;
+      clock_gettime(TURN_CLOCK, &quiet_until);
+      add_ns(&quiet_until, t->await_quiet_ns);
+    }
+    long long quiet_left = ns_until(&quiet_until);
+    if (quiet_left <= 0) return AWAIT_QUIET;
+    if (left > quiet_left) left = quiet_left;
     if (left > MAILBOX_RECHECK_NS) left = MAILBOX_RECHECK_NS;
     struct timespec timeout = {left / 1000000000LL, left % 1000000000LL};
-    futex(&s->generation, FUTEX_WAIT, seen, &timeout);
+    futex(&s->state[t->await_index], FUTEX_WAIT, state, &timeout);
   }
 }
 
@@ -582,15 +615,21 @@ static napi_value ticket_value(napi_env env, uint32_t index, uint32_t serial) {
   return result;
 }
 
-/* await(handle, ticket, timeoutMs): a promise of 2 (answered), 1 (the turn is held) or 0 (time up, closed). */
+/*
+ * await(handle, ticket, timeoutMs, quietMs): a promise of 2 (answered), 1 (the turn is held),
+ * 3 (no answer to anyone for quietMs) or 0 (time up, closed).
+ */
 static napi_value js_await(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   turn *t = unwrap(env, argv[0]);
   uint32_t index, serial;
-  double timeout_ms;
-  if (t == NULL || !ticket_arg(env, argv[1], &index, &serial) || !timeout_arg(env, argv[2], &timeout_ms)) return NULL;
+  double timeout_ms, quiet_ms;
+  if (t == NULL || !ticket_arg(env, argv[1], &index, &serial) || !timeout_arg(env, argv[2], &timeout_ms) ||
+      !timeout_arg(env, argv[3], &quiet_ms))
+    return NULL;
+  t->await_quiet_ns = (long long)(quiet_ms * 1e6);
   t->await_index = index;
   t->await_serial = serial;
   return start_wait(env, t, timeout_ms, CMD_AWAIT);
@@ -795,7 +834,10 @@ static napi_value js_answer(napi_env env, napi_callback_info info) {
   if (length > ANSWER_SIZE) length = ANSWER_SIZE;
   memcpy(slot->answer, data, length);
   slot->answer_length = (uint32_t)length;
-  if (final) settle_taken(t->shared, index, SLOT_ANSWERED);
+  if (final) {
+    settle_taken(t->shared, index, SLOT_ANSWERED);
+    wake_slot(t->shared, index);
+  }
   return NULL;
 }
 

@@ -1,4 +1,4 @@
-import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 /**
  * A turn to write to one file, shared by every process and thread that opens the
@@ -35,10 +35,11 @@ export interface WriteTurn {
   post(payload: Uint8Array): Ticket | undefined;
   /**
    * Sleeps off the JavaScript thread until the ticket is answered (`'answer'`, then
-   * {@link collect} it), the turn is free (`'turn'`: now held by this handle), or
-   * `timeoutMs` passed (`'timeout'`). A holder that died is noticed within 200 ms.
+   * {@link collect} it), the turn is free (`'turn'`: now held by this handle), the holder
+   * answered nobody for `quietMs` (`'quiet'`: it may hang; default: never), or `timeoutMs`
+   * passed (`'timeout'`). A holder that died is noticed within 200 ms.
    */
-  awaitAnswer(ticket: Ticket, timeoutMs: number): Promise<'answer' | 'turn' | 'timeout'>;
+  awaitAnswer(ticket: Ticket, timeoutMs: number, quietMs?: number): Promise<'answer' | 'turn' | 'quiet' | 'timeout'>;
   /** The ticket's final answer, freeing its slot; null until there is one. */
   collect(ticket: Ticket): Buffer | null;
   /** Takes a posted ticket back: true if no holder had taken it, false once one has. */
@@ -84,7 +85,7 @@ interface Native {
   acquire(handle: object, timeoutMs: number): Promise<boolean>;
   release(handle: object): void;
   close(handle: object): void;
-  await(handle: object, ticket: number, timeoutMs: number): Promise<0 | 1 | 2>;
+  await(handle: object, ticket: number, timeoutMs: number, quietMs: number): Promise<0 | 1 | 2 | 3>;
   post(handle: object, payload: Uint8Array): number;
   withdraw(handle: object, ticket: number): boolean;
   collect(handle: object, ticket: number): Buffer | null;
@@ -95,7 +96,7 @@ interface Native {
   posted(handle: object): number;
 }
 
-const awaited = ['timeout', 'turn', 'answer'] as const;
+const awaited = ['timeout', 'turn', 'answer', 'quiet'] as const;
 
 let native: Native | undefined;
 let loadError: Error | undefined;
@@ -104,7 +105,10 @@ let loadError: Error | undefined;
 export function loadWriteTurn(): { ok: true } | { ok: false; error: Error } {
   if (native === undefined && loadError === undefined) {
     try {
-      native = createRequire(import.meta.url)('../build/Release/write_turn.node') as Native;
+      // process.dlopen rather than require: no module loader (nor its hooks) runs for it, half the time.
+      const addon = { exports: {} as Native };
+      process.dlopen(addon, fileURLToPath(new URL('../build/Release/write_turn.node', import.meta.url)));
+      native = addon.exports;
     } catch (error) {
       loadError = error instanceof Error ? error : new Error(String(error));
     }
@@ -151,8 +155,8 @@ export function openWriteTurn(path: string): WriteTurn {
       const ticket = addon.post(handle, payload);
       return ticket < 0 ? undefined : ticket;
     },
-    async awaitAnswer(ticket, timeoutMs) {
-      const outcome = awaited[await addon.await(handle, ticket, Math.max(0, timeoutMs))];
+    async awaitAnswer(ticket, timeoutMs, quietMs = Number.POSITIVE_INFINITY) {
+      const outcome = awaited[await addon.await(handle, ticket, Math.max(0, timeoutMs), Math.max(0, quietMs))];
       held = outcome === 'turn';
       return outcome;
     },

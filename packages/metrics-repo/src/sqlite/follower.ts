@@ -15,10 +15,12 @@ export interface ConnectedWriter {
 }
 
 /**
- * How long a follower waits for an answer before it opens the file and writes
- * its job itself, without the turn: a holder that hangs (a stopped process)
- * must not hold its followers until their deadline. A working holder answers
- * long before, even behind hundreds of processes on two cores.
+ * How long a follower waits while the holder answers nobody before it opens the
+ * file and writes its job itself, without the turn: a holder that hangs (a
+ * stopped process) must not hold its followers until their deadline. A working
+ * holder answers someone every few ms, even behind hundreds of processes on two
+ * cores; each answer restarts the count. (A fixed wait of 2 s from the post
+ * sent a sixth of 500 processes to open the file themselves and contend.)
  */
 export const followerPatienceMs = 2000;
 
@@ -102,12 +104,11 @@ export class Follower {
         return;
       }
       const deadline = job.calledAt + this.lockTimeoutMs;
-      const patientUntil = Date.now() + followerPatienceMs;
       let taken = false;
       for (;;) {
         // Once a holder has taken the job, only its answer (or its death, seen by the turn) ends the wait.
-        const until = taken ? Date.now() + takenRecheckMs : Math.min(deadline, patientUntil);
-        const outcome = await this.turn.awaitAnswer(ticket, Math.max(0, until - Date.now()));
+        const until = taken ? Date.now() + takenRecheckMs : deadline;
+        const outcome = await this.turn.awaitAnswer(ticket, Math.max(0, until - Date.now()), followerPatienceMs);
         if (outcome === 'answer') {
           const answer = this.turn.collect(ticket);
           if (answer === null) continue;
@@ -132,7 +133,7 @@ export class Follower {
           if ((this.writer as ConnectedWriter | undefined) !== undefined) return;
           break;
         }
-        // A job already taken by a holder is being committed: its answer comes shortly.
+        // 'timeout' or 'quiet'. A job already taken by a holder is being committed: its answer comes shortly.
         if (!this.turn.withdraw(ticket)) {
           taken = true;
           continue;

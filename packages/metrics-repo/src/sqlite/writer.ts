@@ -20,7 +20,7 @@ import { decodePosting, encodeAnswer, type MailJob, wasCommitted } from './mailb
 import { queuesForTurn, TurnWait, type WriteTurn } from './turn.ts';
 
 /** How long a holder whose own rows are committed keeps serving the mailbox (see keepServing). */
-const holderServesForMs = 1000;
+const holderServesForMs = 3000;
 
 // Column names come from the schema, so the statement cannot drift from the table.
 const insertColumns = [metrics.name, metrics.value, metrics.recordedAt, metrics.labels, metrics.eventId];
