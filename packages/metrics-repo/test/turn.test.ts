@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { openWriteTurn } from '@repo/write-turn';
 import { describe, expect, it } from 'vitest';
 import { openMetricsRepo } from '../src/index.ts';
-import { followerPatienceMs } from '../src/sqlite/follower.ts';
+import { mailboxPatienceMs } from '../src/sqlite/post.ts';
 import { holdWriteLock, storedRows, usePhases, useTempDatabase } from './helpers.ts';
 
 /** Waiting for the write lock behind the write turn (@repo/write-turn): one writer polls, the others sleep in the kernel. */
@@ -33,7 +33,7 @@ describe('the write turn', () => {
     expect(heard.filter((p) => p.phase === 'mailbox-wait')).toHaveLength(3);
   });
 
-  it('writers that find the turn free after the open take it in turn: one polls, the others sleep', async () => {
+  it('writers that opened the file themselves, behind a foreign lock: one polls, the others post their rows and its transaction commits them', async () => {
     const path = tempDatabase();
     const repos = [];
     // One after the other: each finds the turn free and opens the file itself.
@@ -83,7 +83,7 @@ describe('the write turn', () => {
     listen();
     const started = Date.now();
     await expect(repo.insert({ name: 'patience', value: 1 })).resolves.toMatchObject({ name: 'patience' });
-    expect(Date.now() - started).toBeGreaterThanOrEqual(followerPatienceMs - 50);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(mailboxPatienceMs - 50);
     expect(heard.filter((p) => p.phase === 'mailbox-wait')).toHaveLength(1);
     expect(storedRows(path, "name = 'patience'")).toBe(1);
     await repo.close();

@@ -37,7 +37,7 @@ export interface WriteTurn {
    * Sleeps off the JavaScript thread until the ticket is answered (`'answer'`, then
    * {@link collect} it), the turn is free (`'turn'`: now held by this handle), the holder
    * answered nobody for `quietMs` (`'quiet'`: it may hang; default: never), or `timeoutMs`
-   * passed (`'timeout'`). A holder that died is noticed within 200 ms.
+   * passed (`'timeout'`). A holder that died is noticed within a second.
    */
   awaitAnswer(ticket: Ticket, timeoutMs: number, quietMs?: number): Promise<'answer' | 'turn' | 'quiet' | 'timeout'>;
   /** The ticket's final answer, freeing its slot; null until there is one. */

@@ -1,8 +1,9 @@
-import { type Synchronous, tracePhases } from '@repo/db';
+import type { Synchronous } from '@repo/db';
 import { Mutex } from 'async-mutex';
-import { DatabaseError, LockTimeoutError } from '../errors.ts';
+import { LockTimeoutError } from '../errors.ts';
 import type { Job, WriteQueue } from '../queue.ts';
-import { encodePosting, type FileKey, outcomeOf } from './mailbox.ts';
+import { type FileKey, outcomeOf } from './mailbox.ts';
+import { lostAnswer, postAndWait } from './post.ts';
 import type { WriteTurn } from './turn.ts';
 import { toDatabaseError } from './writer.ts';
 
@@ -15,23 +16,10 @@ export interface ConnectedWriter {
 }
 
 /**
- * How long a follower waits while the holder answers nobody before it opens the
- * file and writes its job itself, without the turn: a holder that hangs (a
- * stopped process) must not hold its followers until their deadline. A working
- * holder answers someone every few ms, even behind hundreds of processes on two
- * cores; each answer restarts the count. (A fixed wait of 2 s from the post
- * sent a sixth of 500 processes to open the file themselves and contend.)
- */
-export const followerPatienceMs = 2000;
-
-/**
  * A follower opens the file and becomes an ordinary writer when more rows than this are
  * queued (a loop of inserts: a connection of its own commits them in batches)...
  */
 const followerMaxRows = 16;
-/** How often a follower whose job a holder took looks again (it is woken by the answer anyway). */
-const takenRecheckMs = 1000;
-
 /** ...or once it has posted this many jobs (a process that keeps writing, one row at a time). */
 const followerMaxJobs = 8;
 
@@ -89,63 +77,41 @@ export class Follower {
 
   private async drain(): Promise<void> {
     while (this.queue.hasJobs && this.writer === undefined) {
-      const trace = tracePhases('write');
       // A writer with a backlog, or with a steady flow of jobs, pays for a connection: it opens one.
       if (this.queue.pendingRows > followerMaxRows || this.posted >= followerMaxJobs) {
-        await this.becomeWriter(trace);
+        await this.becomeWriter();
         return;
       }
       const job = this.queue.takeBatch(1)[0] as Job;
-      const ticket = this.turn.post(encodePosting(job, this.file, this.synchronous));
       this.posted += 1;
-      if (ticket === undefined) {
-        this.queue.putBack([job]);
-        await this.becomeWriter(trace);
-        return;
-      }
-      const deadline = job.calledAt + this.lockTimeoutMs;
-      let taken = false;
-      for (;;) {
-        // Once a holder has taken the job, only its answer (or its death, seen by the turn) ends the wait.
-        const until = taken ? Date.now() + takenRecheckMs : deadline;
-        const outcome = await this.turn.awaitAnswer(ticket, Math.max(0, until - Date.now()), followerPatienceMs);
-        if (outcome === 'answer') {
-          const answer = this.turn.collect(ticket);
-          if (answer === null) continue;
-          trace.mark('mailbox-wait');
-          this.queue.settle([job], [outcomeOf(answer, job)]);
+      const posted = await postAndWait(this.turn, job, this.file, this.synchronous, job.calledAt + this.lockTimeoutMs);
+      switch (posted.kind) {
+        case 'answered':
+          this.queue.settle([job], [outcomeOf(posted.answer, job)]);
           break;
-        }
-        if (outcome === 'turn') {
-          // Nobody holds the turn: this follower does the holder's work, its own job first.
-          if (this.turn.withdraw(ticket)) {
-            this.queue.putBack([job]);
-            await this.becomeWriter(trace);
-            return;
-          }
-          let answer = this.turn.collect(ticket);
-          if (answer === null && (await this.becomeWriter(trace))) {
-            // Taken by a holder that died: as the holder now, find out whether it was stored.
+        case 'timeout':
+          this.queue.settle([job], [new LockTimeoutError(this.queue.database, Date.now() - job.calledAt)]);
+          break;
+        case 'unknown':
+          this.queue.settle([job], [lostAnswer()]);
+          break;
+        case 'in-doubt': {
+          // Taken by a holder that died: as the holder now, find out whether it was stored.
+          let answer: Buffer | null = null;
+          if (await this.becomeWriter()) {
             await (this.writer as ConnectedWriter | undefined)?.serveMailbox();
-            answer = this.turn.collect(ticket);
+            answer = this.turn.collect(posted.ticket);
           }
           this.queue.settle([job], [answer === null ? lostAnswer() : outcomeOf(answer, job)]);
           if ((this.writer as ConnectedWriter | undefined) !== undefined) return;
           break;
         }
-        // 'timeout' or 'quiet'. A job already taken by a holder is being committed: its answer comes shortly.
-        if (!this.turn.withdraw(ticket)) {
-          taken = true;
-          continue;
-        }
-        if (Date.now() >= deadline) {
-          this.queue.settle([job], [new LockTimeoutError(this.queue.database, Date.now() - job.calledAt)]);
-          break;
-        }
-        // Out of patience: the holder may hang (a stopped process). Write without the turn.
-        this.queue.putBack([job]);
-        await this.becomeWriter(trace);
-        return;
+        default:
+          // The turn is free (this follower holds it now), the holder seems hung, or the job did
+          // not fit: this follower opens the file and writes (with the turn, if it holds it).
+          this.queue.putBack([job]);
+          await this.becomeWriter();
+          return;
       }
     }
   }
@@ -154,8 +120,7 @@ export class Follower {
    * Opens the connection; the writer takes the queue (and the turn, if held) from here. If the
    * database cannot be opened, what is queued fails with that error, and the turn is let go.
    */
-  private async becomeWriter(trace: ReturnType<typeof tracePhases>): Promise<boolean> {
-    trace.mark('mailbox-wait');
+  private async becomeWriter(): Promise<boolean> {
     try {
       this.writer = await this.connect();
     } catch (error) {
@@ -166,8 +131,4 @@ export class Follower {
     this.writer.start();
     return true;
   }
-}
-
-function lostAnswer(): DatabaseError {
-  return new DatabaseError('UNKNOWN', 'the process that was committing this row stopped, and its outcome is unknown');
 }

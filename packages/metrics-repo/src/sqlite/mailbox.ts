@@ -1,6 +1,5 @@
 import type { Metric, Synchronous } from '@repo/db';
 import { maxAnswerBytes } from '@repo/write-turn';
-import type BetterSqlite3 from 'better-sqlite3';
 import { DatabaseError, DuplicateEventError, type MetricsRepoError } from '../errors.ts';
 import type { Job, JobOutcome } from '../queue.ts';
 import type { ValidRow } from '../validate.ts';
@@ -27,7 +26,8 @@ interface Posting {
   r: [string, number, number, string | null, string | null][];
 }
 
-type Answer = { i: number } | { c: MetricsRepoError['code']; s?: string; m: string; e?: string };
+/** `t`: the token of the transaction that wrote the answer (see commitToken). */
+type Answer = ({ i: number } | { c: MetricsRepoError['code']; s?: string; m: string; e?: string }) & { t?: number };
 
 const encoder = new TextEncoder();
 
@@ -75,17 +75,17 @@ export function decodePosting(ticket: number, payload: Buffer, answerBeforeCommi
   return { ticket, file: { dev: posting.f[0], ino: posting.f[1] }, synchronous: posting.s, job, answerBeforeCommit };
 }
 
-export function encodeAnswer(outcome: JobOutcome): Uint8Array {
+export function encodeAnswer(outcome: JobOutcome, token?: number): Uint8Array {
   if (!(outcome instanceof Error)) {
-    return encoder.encode(JSON.stringify({ i: (Array.isArray(outcome) ? outcome[0] : outcome)?.id ?? 0 }));
+    return encoder.encode(JSON.stringify({ i: (Array.isArray(outcome) ? outcome[0] : outcome)?.id ?? 0, t: token }));
   }
   // The follower rebuilds the duplicate's message from its own row: the start of the eventId names it.
   if (outcome instanceof DuplicateEventError) {
-    return fitAnswer((chars) => ({ c: outcome.code, m: '', e: outcome.eventId.slice(0, chars) }));
+    return fitAnswer((chars) => ({ c: outcome.code, m: '', e: outcome.eventId.slice(0, chars), t: token }));
   }
   const sqliteCode = outcome instanceof DatabaseError ? outcome.sqliteCode : undefined;
   const message = sqliteCode === undefined ? outcome.message : outcome.message.slice(sqliteCode.length + 2);
-  return fitAnswer((chars) => ({ c: outcome.code, s: sqliteCode, m: message.slice(0, chars) }));
+  return fitAnswer((chars) => ({ c: outcome.code, s: sqliteCode, m: message.slice(0, chars), t: token }));
 }
 
 /** An answer holds maxAnswerBytes: the text is cut until its JSON fits. */
@@ -94,12 +94,6 @@ function fitAnswer(build: (chars: number) => Answer): Uint8Array {
     const bytes = encoder.encode(JSON.stringify(build(chars)));
     if (bytes.length <= maxAnswerBytes || chars === 0) return bytes;
   }
-}
-
-/** The first id an answer reports, or undefined for an error. */
-export function answeredId(answer: Buffer): number | undefined {
-  const parsed = JSON.parse(answer.toString('utf8')) as Answer;
-  return 'i' in parsed ? parsed.i : undefined;
 }
 
 /** The follower's side: its job's outcome from the holder's answer. */
@@ -130,34 +124,27 @@ function storedRow(row: ValidRow, id: number): Metric {
 }
 
 /**
- * A job answered by a holder that died before it could make the answer final: were its rows
- * committed? Ids are never reused (AUTOINCREMENT), so the rows at the answered ids, with the
- * job's very values, are that commit's.
+ * Where a holder records, inside each transaction that carries mailbox rows, a token that its
+ * answers repeat: a row of SQLite's own `sqlite_sequence` table, which SQLite documents as
+ * editable with ordinary statements and reads only for the tables named in it (this name is no
+ * table). No schema of ours changes, and the record commits or rolls back with the rows.
  */
-export function wasCommitted(read: BetterSqlite3.Statement, mail: MailJob): boolean {
-  if (mail.answerBeforeCommit === null) return false;
-  const first = answeredId(mail.answerBeforeCommit);
-  if (first === undefined) return false;
-  const rows = Array.isArray(mail.job.rows) ? mail.job.rows : [mail.job.rows];
-  const stored = read.all(first, first + rows.length) as {
-    name: string;
-    value: number;
-    recorded_at: number;
-    labels: string | null;
-    event_id: string | null;
-  }[];
-  return (
-    stored.length === rows.length &&
-    rows.every((row, k) => {
-      const found = stored[k];
-      return (
-        found !== undefined &&
-        found.name === row.name &&
-        found.value === row.value &&
-        found.recorded_at === row.recordedAt &&
-        found.labels === row.labelsJson &&
-        found.event_id === row.eventId
-      );
-    })
-  );
+export const commitTokenName = 'metrics-repo mailbox commit';
+
+/** A token for one transaction: random, so that no other transaction's can be mistaken for it. */
+export function newCommitToken(): number {
+  return Math.floor(Math.random() * 2 ** 52) + 1;
+}
+
+/**
+ * A job answered by a holder that died before it could make the answer final: did that
+ * holder's transaction commit? Yes exactly when the token it recorded in that transaction is
+ * the one in the file: the next holder reads it before recording its own. (Comparing the rows
+ * at the answered ids would not do: a rolled-back id is given again to the next row, and an
+ * identical row written by another program would pass for the lost one.)
+ */
+export function wasCommitted(recordedToken: number | undefined, mail: MailJob): boolean {
+  if (mail.answerBeforeCommit === null || recordedToken === undefined) return false;
+  const answer = JSON.parse(mail.answerBeforeCommit.toString('utf8')) as Answer;
+  return answer.t === recordedToken;
 }

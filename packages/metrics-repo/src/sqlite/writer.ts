@@ -16,8 +16,20 @@ import type { ValidRow } from '../validate.ts';
 import { Checkpointer } from './checkpoint.ts';
 import { type FileIdentity, verifyFile } from './file-identity.ts';
 import { Backoff, sleep, tryBeginImmediate, walSignature, yieldToEventLoop } from './lock.ts';
-import { decodePosting, encodeAnswer, type MailJob, wasCommitted } from './mailbox.ts';
+import {
+  commitTokenName,
+  decodePosting,
+  encodeAnswer,
+  type MailJob,
+  newCommitToken,
+  outcomeOf,
+  wasCommitted,
+} from './mailbox.ts';
+import { lostAnswer, postAndWait } from './post.ts';
 import { queuesForTurn, TurnWait, type WriteTurn } from './turn.ts';
+
+/** A contended writer with at most this many rows queued posts them in the mailbox (see takeTurn). */
+const mailboxMaxRows = 16;
 
 /** How long a holder whose own rows are committed keeps serving the mailbox (see keepServing). */
 const holderServesForMs = 3000;
@@ -51,7 +63,11 @@ export class SqliteWriter {
   private contended = false;
   private servingMailbox = false;
   private servingSince: number | undefined;
-  private readonly readCommitted: BetterSqlite3.Statement;
+  /** This writer's own job, taken by a holder that died before its final answer (see collectInDoubt). */
+  private inDoubt: { job: Job; ticket: number } | undefined;
+  private readonly readToken: BetterSqlite3.Statement;
+  private readonly updateToken: BetterSqlite3.Statement;
+  private readonly insertToken: BetterSqlite3.Statement;
   /**
    * After an inline attempt found the lock taken, the next one waits until another full batch is
    * queued: a synchronous loop of inserts would otherwise try (and be refused) once per insert.
@@ -76,9 +92,9 @@ export class SqliteWriter {
       this.releaseTurnIfIdle();
     }
     this.insert = sqlite.prepare(insertSql);
-    this.readCommitted = sqlite.prepare(
-      `SELECT name, value, recorded_at, labels, event_id FROM "${getTableName(metrics)}" WHERE id >= ? AND id < ? ORDER BY id`,
-    );
+    this.readToken = sqlite.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').pluck();
+    this.updateToken = sqlite.prepare('UPDATE sqlite_sequence SET seq = ? WHERE name = ?');
+    this.insertToken = sqlite.prepare('INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)');
     this.pageCount = sqlite.prepare('PRAGMA page_count').pluck();
     this.checkpointer = new Checkpointer(sqlite, path);
     queue.listen({ jobsAdded: (queuedRows) => this.jobsAdded(queuedRows) });
@@ -221,6 +237,7 @@ export class SqliteWriter {
         turnWait.reset();
         this.servingMailbox = false;
         this.commitNextBatch(false, trace);
+        this.collectInDoubt();
         if (this.turn?.held && !this.keepServing()) this.turn.release();
         trace.mark('settle');
         // Between transactions, timers and I/O of the host process run, and other connections get a chance at the lock.
@@ -232,6 +249,15 @@ export class SqliteWriter {
     } finally {
       if (this.turn?.held) this.turn.release();
     }
+  }
+
+  /** After serving the mailbox: the answer to this writer's own job, left in doubt by a holder that died. */
+  private collectInDoubt(): void {
+    const doubt = this.inDoubt;
+    if (doubt === undefined || this.turn === undefined) return;
+    this.inDoubt = undefined;
+    const answer = this.turn.collect(doubt.ticket);
+    this.queue.settle([doubt.job], [answer === null ? lostAnswer() : outcomeOf(answer, doubt.job)]);
   }
 
   /**
@@ -268,6 +294,41 @@ export class SqliteWriter {
     }
     if (turn.tryAcquire()) return true;
     const deadline = this.queue.nextDeadline;
+    // One small job (a process's one row): hand it to the holder, whose next transaction commits
+    // it with everyone else's, instead of waiting for a transaction of its own.
+    const job = this.queue.pendingRows <= mailboxMaxRows ? this.queue.takeBatch(1)[0] : undefined;
+    if (job !== undefined) {
+      if (this.queue.hasJobs) this.queue.putBack([job]);
+      else {
+        const posted = await postAndWait(turn, job, this.identity, this.synchronous, deadline);
+        switch (posted.kind) {
+          case 'answered':
+            this.queue.settle([job], [outcomeOf(posted.answer, job)]);
+            return false;
+          case 'timeout':
+            this.queue.putBack([job]);
+            this.queue.expireOverdue(Date.now());
+            return false;
+          case 'unknown':
+            this.queue.settle([job], [lostAnswer()]);
+            return false;
+          case 'in-doubt':
+            // This writer serves the mailbox (which settles the doubt), then collects its own answer.
+            this.inDoubt = { job, ticket: posted.ticket };
+            this.servingMailbox = true;
+            return true;
+          case 'quiet':
+            this.queue.putBack([job]);
+            turnWait.bypass = true;
+            return false;
+          case 'turn':
+            this.queue.putBack([job]);
+            return true;
+          default:
+            this.queue.putBack([job]);
+        }
+      }
+    }
     const patience = turnWait.next();
     const wait = Math.min(patience, Math.max(0, deadline - Date.now()));
     if (await turn.acquire(wait)) return true;
@@ -310,6 +371,7 @@ export class SqliteWriter {
     const turn = this.turn;
     if (turn === undefined || !turn.held) return [];
     const mail: MailJob[] = [];
+    let recordedToken: number | undefined | null = null;
     for (const posted of turn.take()) {
       let job: MailJob;
       try {
@@ -319,7 +381,10 @@ export class SqliteWriter {
         continue;
       }
       if (job.synchronous !== this.synchronous) turn.untake(job.ticket);
-      else if (job.answerBeforeCommit !== null && wasCommitted(this.readCommitted, job)) {
+      else if (
+        job.answerBeforeCommit !== null &&
+        wasCommitted((recordedToken ??= this.readToken.get(commitTokenName) as number | undefined), job)
+      ) {
         turn.answer(job.ticket, job.answerBeforeCommit, true);
       } else mail.push(job);
     }
@@ -351,11 +416,14 @@ export class SqliteWriter {
     try {
       outcomes = all.length === 1 ? this.writeAlone(all[0] as Job) : this.writeBatch(all);
       if (mail.length > 0) {
-        // Before the commit: if this process dies now, the next holder reads these to tell what was stored.
+        // Before the commit: if this process dies now, the next holder reads these, and the token
+        // recorded with the rows, to tell what was stored.
+        const token = newCommitToken();
+        if (this.updateToken.run(token, commitTokenName).changes === 0) this.insertToken.run(commitTokenName, token);
         let k = batch.length;
         for (const entry of mail) {
           const outcome = misplaced.get(entry) ?? (outcomes[k++] as JobOutcome);
-          (turn as WriteTurn).answer(entry.ticket, encodeAnswer(outcome), false);
+          (turn as WriteTurn).answer(entry.ticket, encodeAnswer(outcome, token), false);
         }
       }
       if (this.sqlite.inTransaction) this.sqlite.exec('COMMIT');

@@ -1,0 +1,96 @@
+import { type Synchronous, tracePhases } from '@repo/db';
+import { DatabaseError } from '../errors.ts';
+import type { Job } from '../queue.ts';
+import { encodePosting, type FileKey } from './mailbox.ts';
+import type { WriteTurn } from './turn.ts';
+
+/**
+ * How long a writer waits in the mailbox while the holder answers nobody before
+ * it gives up on the holder and writes its job itself, without the turn: a
+ * holder that hangs (a stopped process) must not hold the others until their
+ * deadline. A working holder answers someone every few ms, even behind hundreds
+ * of processes on two cores; each answer restarts the count. (A fixed wait of
+ * 2 s from the post sent a sixth of 500 processes to open the file and contend.)
+ */
+export const mailboxPatienceMs = 2000;
+
+/** How often a writer whose job a holder took looks again (the answer wakes it anyway). */
+const takenRecheckMs = 1000;
+
+/**
+ * A holder that took a job commits it within milliseconds. One that has not answered this long
+ * past the job's deadline is stopped (not dead: a dead one hands the turn on): the caller hears
+ * that the outcome is unknown instead of waiting for ever.
+ */
+const takenGraceMs = 5000;
+
+/** How a wait in the mailbox ended. Only `answered` and `in-doubt` leave the job posted. */
+export type Posted =
+  /** The holder committed (or failed) the job: its answer, collected. */
+  | { kind: 'answered'; answer: Buffer }
+  /** Nobody holds the turn: this writer does now, and the job is withdrawn. */
+  | { kind: 'turn' }
+  /**
+   * This writer holds the turn, but its job was taken by a holder that died: as the holder now,
+   * it serves the mailbox (which settles the doubt), then collects `ticket`.
+   */
+  | { kind: 'in-doubt'; ticket: number }
+  /** The job's deadline passed before any holder took it (withdrawn). */
+  | { kind: 'timeout' }
+  /** The holder answered nobody for `mailboxPatienceMs` (withdrawn): it may hang. */
+  | { kind: 'quiet' }
+  /** Too large for a slot, or every slot in use: nothing was posted. */
+  | { kind: 'unposted' }
+  /** A holder took the job and then stopped answering (see takenGraceMs): stored or not, nobody can say. */
+  | { kind: 'unknown' };
+
+/**
+ * Posts one job in the turn's mailbox (@repo/write-turn) and sleeps in the kernel
+ * until the holder answers it, the turn is free, or time runs out. The event loop
+ * stays free; the process wakes for its own answer only.
+ */
+export async function postAndWait(
+  turn: WriteTurn,
+  job: Job,
+  file: FileKey,
+  synchronous: Synchronous,
+  deadline: number,
+): Promise<Posted> {
+  const trace = tracePhases('write');
+  const ticket = turn.post(encodePosting(job, file, synchronous));
+  if (ticket === undefined) return { kind: 'unposted' };
+  let taken = false;
+  for (;;) {
+    // Once a holder has taken the job, only its answer (or its death, seen by the turn) ends the wait.
+    const until = taken ? Date.now() + takenRecheckMs : deadline;
+    const outcome = await turn.awaitAnswer(ticket, Math.max(0, until - Date.now()), mailboxPatienceMs);
+    if (outcome === 'answer') {
+      const answer = turn.collect(ticket);
+      if (answer === null) continue;
+      trace.mark('mailbox-wait');
+      return { kind: 'answered', answer };
+    }
+    if (outcome === 'turn') {
+      trace.mark('mailbox-wait');
+      if (turn.withdraw(ticket)) return { kind: 'turn' };
+      const answer = turn.collect(ticket);
+      return answer === null ? { kind: 'in-doubt', ticket } : { kind: 'answered', answer };
+    }
+    // 'timeout' or 'quiet'. A job already taken by a holder is being committed: its answer comes shortly.
+    if (!turn.withdraw(ticket)) {
+      taken = true;
+      if (Date.now() > deadline + takenGraceMs) return { kind: 'unknown' };
+      continue;
+    }
+    trace.mark('mailbox-wait');
+    return Date.now() >= deadline ? { kind: 'timeout' } : { kind: 'quiet' };
+  }
+}
+
+/** The outcome of a job whose holder stopped (or died and left no way to tell) before answering it. */
+export function lostAnswer(): DatabaseError {
+  return new DatabaseError(
+    'OUTCOME_UNKNOWN',
+    'the process that was committing this row stopped before it answered: the row may or may not be stored',
+  );
+}
