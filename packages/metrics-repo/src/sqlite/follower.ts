@@ -9,8 +9,8 @@ import { toDatabaseError } from './writer.ts';
 
 /** What a follower becomes once it needs a connection of its own. */
 export interface ConnectedWriter {
-  /** Takes over the queue (it listens to it from then on) and drains it. */
-  start(): void;
+  /** Takes over the queue (it listens to it from then on) and drains it; first without the turn if the holder seems hung. */
+  start(holderSeemsHung: boolean): void;
   /** Holding the turn: commits what the mailbox holds, even with nothing of its own queued. */
   serveMailbox(): Promise<void>;
 }
@@ -110,7 +110,7 @@ export class Follower {
           // The turn is free (this follower holds it now), the holder seems hung, or the job did
           // not fit: this follower opens the file and writes (with the turn, if it holds it).
           this.queue.putBack([job]);
-          await this.becomeWriter();
+          await this.becomeWriter(posted.kind === 'quiet');
           return;
       }
     }
@@ -120,7 +120,7 @@ export class Follower {
    * Opens the connection; the writer takes the queue (and the turn, if held) from here. If the
    * database cannot be opened, what is queued fails with that error, and the turn is let go.
    */
-  private async becomeWriter(): Promise<boolean> {
+  private async becomeWriter(holderSeemsHung = false): Promise<boolean> {
     try {
       this.writer = await this.connect();
     } catch (error) {
@@ -128,7 +128,7 @@ export class Follower {
       this.queue.fail(this.queue.takeBatch(Number.POSITIVE_INFINITY), toDatabaseError(error));
       return false;
     }
-    this.writer.start();
+    this.writer.start(holderSeemsHung);
     return true;
   }
 }

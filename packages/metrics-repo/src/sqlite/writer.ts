@@ -62,6 +62,7 @@ export class SqliteWriter {
    */
   private contended = false;
   private servingMailbox = false;
+  private bypassTurnOnce = false;
   private servingSince: number | undefined;
   /** This writer's own job, taken by a holder that died before its final answer (see collectInDoubt). */
   private inDoubt: { job: Job; ticket: number } | undefined;
@@ -129,7 +130,9 @@ export class SqliteWriter {
   }
 
   /** A follower became this writer: it drains what is queued (see follower.ts). */
-  start(): void {
+  start(holderSeemsHung: boolean): void {
+    // A follower that gave up on a silent holder makes its first attempt without the turn.
+    this.bypassTurnOnce = holderSeemsHung;
     this.scheduleDrain();
   }
 
@@ -199,6 +202,8 @@ export class SqliteWriter {
   private async drainLoop(): Promise<void> {
     const backoff = new Backoff();
     const turnWait = new TurnWait();
+    turnWait.bypass = this.bypassTurnOnce;
+    this.bypassTurnOnce = false;
     let attempts = 0;
     let trace = tracePhases('write');
     try {
@@ -288,14 +293,15 @@ export class SqliteWriter {
    */
   private async takeTurn(turnWait: TurnWait): Promise<boolean> {
     const turn = this.turn;
-    if (turn === undefined || !this.contended || turn.held || turnWait.bypass) {
+    if (turn === undefined || turn.held || turnWait.bypass) {
       turnWait.bypass = false;
       return true;
     }
+    // Free: this writer holds it for its transaction, and serves the mailbox with it.
     if (turn.tryAcquire()) return true;
     const deadline = this.queue.nextDeadline;
-    // One small job (a process's one row): hand it to the holder, whose next transaction commits
-    // it with everyone else's, instead of waiting for a transaction of its own.
+    // Held elsewhere, and one small job here (a process's one row): hand it to the holder, whose
+    // next transaction commits it with everyone else's, rather than a transaction of its own.
     const job = this.queue.pendingRows <= mailboxMaxRows ? this.queue.takeBatch(1)[0] : undefined;
     if (job !== undefined) {
       if (this.queue.hasJobs) this.queue.putBack([job]);
@@ -329,6 +335,8 @@ export class SqliteWriter {
         }
       }
     }
+    // A backlog: its own transactions, at once while the file was never found contended.
+    if (!this.contended) return true;
     const patience = turnWait.next();
     const wait = Math.min(patience, Math.max(0, deadline - Date.now()));
     if (await turn.acquire(wait)) return true;
