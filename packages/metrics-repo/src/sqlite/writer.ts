@@ -379,7 +379,12 @@ export class SqliteWriter {
     const turn = this.turn;
     if (turn === undefined || !turn.held) return [];
     const mail: MailJob[] = [];
+    // Read once, and only when a dead holder left something in doubt.
     let recordedToken: number | undefined | null = null;
+    const tokenInFile = () => {
+      if (recordedToken === null) recordedToken = this.readToken.get(commitTokenName) as number | undefined;
+      return recordedToken;
+    };
     for (const posted of turn.take()) {
       let job: MailJob;
       try {
@@ -389,10 +394,7 @@ export class SqliteWriter {
         continue;
       }
       if (job.synchronous !== this.synchronous) turn.untake(job.ticket);
-      else if (
-        job.answerBeforeCommit !== null &&
-        wasCommitted((recordedToken ??= this.readToken.get(commitTokenName) as number | undefined), job)
-      ) {
+      else if (job.answerBeforeCommit !== null && wasCommitted(tokenInFile(), job)) {
         turn.answer(job.ticket, job.answerBeforeCommit, true);
       } else mail.push(job);
     }
