@@ -1,10 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { bundleEntry } from '@repo/launcher';
 import { openWriteTurn } from '@repo/write-turn';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MetricsRepoError } from '../src/errors.ts';
+import { DatabaseError, MetricsRepoError } from '../src/errors.ts';
 import { openMetricsRepo } from '../src/index.ts';
 import { storedRows, usePhases, useTempDatabase } from './helpers.ts';
 
@@ -262,6 +263,27 @@ describe('the mailbox', () => {
       holder.close();
     }
   }, 30_000);
+
+  it('a follower that finds the file damaged when the turn comes to it: the insert fails with DatabaseError, close resolves, a later open reports it', async () => {
+    const path = tempDatabase();
+    await (await openMetricsRepo({ path })).close();
+    const holder = openWriteTurn(`${path}-turn`);
+    expect(holder.tryAcquire()).toBe(true);
+    const repo = await openMetricsRepo({ path });
+    // No connection in this process has the file open (the repository is a follower): safe to overwrite.
+    // fd-safe: the test damages a file nothing in this process has open
+    writeFileSync(path, Buffer.alloc(8192, 'x'));
+    const inserting = repo.insert({ name: 'damaged', value: 1 }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
+    while (holder.posted() === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    holder.release();
+    expect(await inserting).toBeInstanceOf(DatabaseError);
+    await expect(repo.close()).resolves.toBeUndefined();
+    holder.close();
+    await expect(openMetricsRepo({ path })).rejects.toMatchObject({ name: 'OpenDatabaseError' });
+  }, 20_000);
 });
 
 interface DoneLine {

@@ -66,10 +66,17 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
   let connection: Connection | undefined;
   let connecting: Promise<Connection> | undefined;
   const connected = (): Promise<Connection> => {
-    connecting ??= connect(options, turn, queue).then((opened) => {
-      connection = opened;
-      return opened;
-    });
+    connecting ??= connect(options, turn, queue).then(
+      (opened) => {
+        connection = opened;
+        return opened;
+      },
+      (error: unknown) => {
+        // A failed open (a lock held past the deadline, a damaged file) is tried afresh next time.
+        connecting = undefined;
+        throw error;
+      },
+    );
     return connecting;
   };
   const follower = new Follower(turn, file, options.synchronous, queue, options.lockTimeoutMs, async () => {
@@ -88,7 +95,8 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
     count: async (filter) => (await connected()).count(filter),
     close: async () => {
       await follower.close();
-      if (connecting !== undefined) await (await connecting).writer.close();
+      const opened = connecting === undefined ? undefined : await connecting.catch(() => undefined);
+      if (opened !== undefined) await opened.writer.close();
       else turn.close();
     },
   };
