@@ -56,7 +56,7 @@ export class WriteQueue {
   constructor(
     private readonly options: ResolvedCommonOptions,
     /** Names the database in LockTimeoutError: the file's path, or the URL without its password. */
-    readonly database: string,
+    private readonly database: string,
   ) {}
 
   /** Set once by the backend's writer. */

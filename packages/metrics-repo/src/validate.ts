@@ -1,4 +1,4 @@
-import type { MetricLabels } from '@repo/db';
+import type { Metric, MetricLabels } from '@repo/db';
 import { InvalidFilterError, ValidationError } from './errors.ts';
 import { limits } from './limits.ts';
 import type { CountFilter, MetricInput } from './types.ts';
@@ -20,6 +20,18 @@ const countFields = new Set(['name', 'since', 'until']);
 const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** Validates one insert. `prefix` locates the row in an `insertMany` call (`rows[3].`). */
+
+/** The row as stored, once the database gave it `id`: what `insert` resolves with. */
+export function storedMetric(row: ValidRow, id: number): Metric {
+  return {
+    id,
+    name: row.name,
+    value: row.value,
+    recordedAt: new Date(row.recordedAt),
+    labels: row.labels,
+    eventId: row.eventId,
+  };
+}
 export function validateMetric(input: unknown, prefix = '', now?: number): ValidRow {
   if (!isPlainObject(input)) {
     throw new ValidationError(

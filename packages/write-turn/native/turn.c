@@ -762,18 +762,12 @@ static napi_value js_take(napi_env env, napi_callback_info info) {
       __atomic_compare_exchange_n(&s->state[i], &expected, SLOT_FREE, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
       continue;
     }
-    if (state != SLOT_POSTED && state != SLOT_TAKEN) {
-      if (owner_gone(s, i)) {
-        uint32_t expected = state;
-        __atomic_compare_exchange_n(&s->state[i], &expected, SLOT_FREE, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
-      }
-      continue;
-    }
     if (owner_gone(s, i)) {
       uint32_t expected = state;
       __atomic_compare_exchange_n(&s->state[i], &expected, SLOT_FREE, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
       continue;
     }
+    if (state != SLOT_POSTED && state != SLOT_TAKEN) continue;
     if (state == SLOT_POSTED) {
       uint32_t expected = SLOT_POSTED;
       if (!__atomic_compare_exchange_n(&s->state[i], &expected, SLOT_TAKEN, 0, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
@@ -816,7 +810,7 @@ static shared_slot *taken_slot(napi_env env, turn *t, napi_value ticket, uint32_
 /*
  * answer(handle, ticket, bytes, final): writes a taken ticket's answer (at most 256 bytes, cut
  * beyond). Not final: written before the commit, for a next holder to check if this one dies.
- * Final: the owner may collect it (call announce() once all are written).
+ * Final: the owner may collect it, and is woken (call announce() once all are written).
  */
 static napi_value js_answer(napi_env env, napi_callback_info info) {
   size_t argc = 4;
@@ -871,7 +865,7 @@ static napi_value js_posted(napi_env env, napi_callback_info info) {
   return result;
 }
 
-/* announce(handle): wakes the followers, after answers were made final. */
+/* announce(handle): counts an answer round, after answers were made final (followers' patience restarts). */
 static napi_value js_announce(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];

@@ -60,7 +60,7 @@ export interface WriteTurn {
   untake(ticket: Ticket): void;
   /** How many posted payloads wait for a holder (a scan of 4 KiB). */
   posted(): number;
-  /** Wakes every process waiting in {@link awaitAnswer} (release() does it too). */
+  /** Counts an answer round: every poster's `quietMs` restarts (a final answer itself wakes its poster). */
   announce(): void;
 }
 

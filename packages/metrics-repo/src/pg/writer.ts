@@ -3,7 +3,7 @@ import { getTableName } from 'drizzle-orm';
 import type { Pool, PoolClient } from 'pg';
 import { DatabaseError, DuplicateEventError, type MetricsRepoError } from '../errors.ts';
 import type { Job, JobOutcome, WriteQueue } from '../queue.ts';
-import type { ValidRow } from '../validate.ts';
+import { storedMetric, type ValidRow } from '../validate.ts';
 import { pgJobProblem, timestampLiteral } from './rows.ts';
 
 // One statement per batch, whatever its size: five arrays, unnested into rows. Column names come
@@ -275,14 +275,7 @@ function stored(row: ValidRow, returned: ReturnedRow | undefined): Metric {
   if (returned === undefined || returned.event_id !== row.eventId) {
     throw new DatabaseError('RETURNING_MISMATCH', 'the rows returned by INSERT do not line up with the rows sent');
   }
-  return {
-    id: Number(returned.id),
-    name: row.name,
-    value: row.value,
-    recordedAt: new Date(row.recordedAt),
-    labels: row.labels,
-    eventId: row.eventId,
-  };
+  return storedMetric(row, Number(returned.id));
 }
 
 /** Ends a failed transaction. Resolves false when the connection is no longer usable. */

@@ -125,21 +125,18 @@ async function connect(
   turn: WriteTurn | undefined,
   queue?: WriteQueue,
 ): Promise<Connection> {
-  const deadline = Date.now() + options.lockTimeoutMs;
-  const opened = await retryWhileBusy(
-    () => openDatabase(options.path, { busyTimeoutMs: 0, synchronous: options.synchronous }),
-    deadline,
-  );
+  const opened = await retryWhileBusy(() => openOnce(options), Date.now() + options.lockTimeoutMs);
   return withWriter(opened, options, turn, queue);
 }
 
+/** One attempt, for a synchronous first read through `db` (no wait: it throws if a lock is in the way). */
 function connectNow(options: ResolvedSqliteOptions, turn: WriteTurn | undefined, queue: WriteQueue): Connection {
-  return withWriter(
-    openDatabase(options.path, { busyTimeoutMs: 0, synchronous: options.synchronous }),
-    options,
-    turn,
-    queue,
-  );
+  return withWriter(openOnce(options), options, turn, queue);
+}
+
+/** The connection never sleeps inside a call: a lock in the way fails at once (see openSqliteBackend). */
+function openOnce(options: ResolvedSqliteOptions): OpenedDatabase {
+  return openDatabase(options.path, { busyTimeoutMs: 0, synchronous: options.synchronous });
 }
 
 function withWriter(

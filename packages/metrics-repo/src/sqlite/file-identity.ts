@@ -38,15 +38,20 @@ export function captureIdentity(path: string, pageSize: number): FileIdentity {
  * lock), also throws when pages of the database are in neither the file nor the
  * WAL: the file was truncated or overwritten.
  */
+/** Another file now stands at `path`: writes meant for the opened one must not go into it. */
+export function replacedFileError(path: string): DatabaseError {
+  return new DatabaseError(
+    'SQLITE_READONLY_DBMOVED',
+    `the database file ${JSON.stringify(path)} was replaced by another file since it was opened; reopen the repository`,
+  );
+}
+
 export function verifyFile(path: string, identity: FileIdentity, pageCount?: number): void {
   let size: number;
   try {
     const current = statSync(path);
     if (current.ino !== identity.ino || current.dev !== identity.dev) {
-      throw new DatabaseError(
-        'SQLITE_READONLY_DBMOVED',
-        `the database file ${JSON.stringify(path)} was replaced by another file since it was opened; reopen the repository`,
-      );
+      throw replacedFileError(path);
     }
     size = current.size;
   } catch (error) {

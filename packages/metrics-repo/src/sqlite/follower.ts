@@ -1,9 +1,8 @@
 import type { Synchronous } from '@repo/db';
 import { Mutex } from 'async-mutex';
-import { LockTimeoutError } from '../errors.ts';
 import type { Job, WriteQueue } from '../queue.ts';
 import { type FileKey, outcomeOf } from './mailbox.ts';
-import { lostAnswer, postAndWait } from './post.ts';
+import { lostAnswer, postAndWait, settleIfDecided } from './post.ts';
 import type { WriteTurn } from './turn.ts';
 import { toDatabaseError } from './writer.ts';
 
@@ -85,16 +84,8 @@ export class Follower {
       const job = this.queue.takeBatch(1)[0] as Job;
       this.posted += 1;
       const posted = await postAndWait(this.turn, job, this.file, this.synchronous, job.calledAt + this.lockTimeoutMs);
+      if (settleIfDecided(this.queue, job, posted)) continue;
       switch (posted.kind) {
-        case 'answered':
-          this.queue.settle([job], [outcomeOf(posted.answer, job)]);
-          break;
-        case 'timeout':
-          this.queue.settle([job], [new LockTimeoutError(this.queue.database, Date.now() - job.calledAt)]);
-          break;
-        case 'unknown':
-          this.queue.settle([job], [lostAnswer()]);
-          break;
         case 'in-doubt': {
           // Taken by a holder that died: as the holder now, find out whether it was stored.
           let answer: Buffer | null = null;

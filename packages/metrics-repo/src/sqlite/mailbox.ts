@@ -1,8 +1,8 @@
-import type { Metric, Synchronous } from '@repo/db';
+import type { Synchronous } from '@repo/db';
 import { maxAnswerBytes } from '@repo/write-turn';
 import { DatabaseError, DuplicateEventError, type MetricsRepoError } from '../errors.ts';
 import type { Job, JobOutcome } from '../queue.ts';
-import type { ValidRow } from '../validate.ts';
+import { storedMetric, type ValidRow } from '../validate.ts';
 
 /**
  * What crosses the turn's mailbox (@repo/write-turn): a follower's job as it
@@ -100,8 +100,8 @@ function fitAnswer(build: (chars: number) => Answer): Uint8Array {
 export function outcomeOf(answer: Buffer, job: Job): JobOutcome {
   const parsed = JSON.parse(answer.toString('utf8')) as Answer;
   if ('i' in parsed) {
-    if (!Array.isArray(job.rows)) return storedRow(job.rows, parsed.i);
-    return job.rows.map((row, k) => storedRow(row, parsed.i + k));
+    if (!Array.isArray(job.rows)) return storedMetric(job.rows, parsed.i);
+    return job.rows.map((row, k) => storedMetric(row, parsed.i + k));
   }
   if (parsed.c === 'DUPLICATE_EVENT') {
     const row = (Array.isArray(job.rows) ? job.rows : [job.rows]).find(
@@ -110,17 +110,6 @@ export function outcomeOf(answer: Buffer, job: Job): JobOutcome {
     return new DuplicateEventError(row?.eventId ?? parsed.e ?? '');
   }
   return new DatabaseError(parsed.s ?? 'UNKNOWN', parsed.m);
-}
-
-function storedRow(row: ValidRow, id: number): Metric {
-  return {
-    id,
-    name: row.name,
-    value: row.value,
-    recordedAt: new Date(row.recordedAt),
-    labels: row.labels,
-    eventId: row.eventId,
-  };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { type Synchronous, tracePhases } from '@repo/db';
 import { DatabaseError } from '../errors.ts';
-import type { Job } from '../queue.ts';
-import { encodePosting, type FileKey } from './mailbox.ts';
+import type { Job, WriteQueue } from '../queue.ts';
+import { encodePosting, type FileKey, outcomeOf } from './mailbox.ts';
 import type { WriteTurn } from './turn.ts';
 
 /**
@@ -87,6 +87,28 @@ export async function postAndWait(
     }
     trace.mark('mailbox-wait');
     return Date.now() >= deadline ? { kind: 'timeout' } : { kind: 'quiet' };
+  }
+}
+
+/**
+ * Settles the job when the wait decided its outcome (answered, past its deadline, unknown) and
+ * says so; otherwise (the turn, a doubt, a silent holder, not posted) the caller goes on writing.
+ */
+export function settleIfDecided(queue: WriteQueue, job: Job, posted: Posted): boolean {
+  switch (posted.kind) {
+    case 'answered':
+      queue.settle([job], [outcomeOf(posted.answer, job)]);
+      return true;
+    case 'unknown':
+      queue.settle([job], [lostAnswer()]);
+      return true;
+    case 'timeout':
+      // Back at the front of the queue, past its deadline: it fails with LockTimeoutError there.
+      queue.putBack([job]);
+      queue.expireOverdue(Date.now());
+      return true;
+    default:
+      return false;
   }
 }
 

@@ -12,9 +12,9 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { getTableName } from 'drizzle-orm';
 import { DatabaseError, DuplicateEventError, type MetricsRepoError } from '../errors.ts';
 import type { Job, JobOutcome, WriteQueue } from '../queue.ts';
-import type { ValidRow } from '../validate.ts';
+import { storedMetric, type ValidRow } from '../validate.ts';
 import { Checkpointer } from './checkpoint.ts';
-import { type FileIdentity, verifyFile } from './file-identity.ts';
+import { type FileIdentity, replacedFileError, verifyFile } from './file-identity.ts';
 import { Backoff, sleep, tryBeginImmediate, walSignature, yieldToEventLoop } from './lock.ts';
 import {
   commitTokenName,
@@ -25,7 +25,7 @@ import {
   outcomeOf,
   wasCommitted,
 } from './mailbox.ts';
-import { lostAnswer, postAndWait } from './post.ts';
+import { lostAnswer, postAndWait, settleIfDecided } from './post.ts';
 import { queuesForTurn, TurnWait, type WriteTurn } from './turn.ts';
 
 /** A contended writer with at most this many rows queued posts them in the mailbox (see takeTurn). */
@@ -307,17 +307,8 @@ export class SqliteWriter {
       if (this.queue.hasJobs) this.queue.putBack([job]);
       else {
         const posted = await postAndWait(turn, job, this.identity, this.synchronous, deadline);
+        if (settleIfDecided(this.queue, job, posted)) return false;
         switch (posted.kind) {
-          case 'answered':
-            this.queue.settle([job], [outcomeOf(posted.answer, job)]);
-            return false;
-          case 'timeout':
-            this.queue.putBack([job]);
-            this.queue.expireOverdue(Date.now());
-            return false;
-          case 'unknown':
-            this.queue.settle([job], [lostAnswer()]);
-            return false;
           case 'in-doubt':
             // This writer serves the mailbox (which settles the doubt), then collects its own answer.
             this.inDoubt = { job, ticket: posted.ticket };
@@ -420,7 +411,7 @@ export class SqliteWriter {
     const misplaced = new Map<MailJob, MetricsRepoError>();
     for (const entry of mail) {
       if (entry.file.dev === this.identity.dev && entry.file.ino === this.identity.ino) mailJobs.push(entry.job);
-      else misplaced.set(entry, movedError(this.path));
+      else misplaced.set(entry, replacedFileError(this.path));
     }
     const all = mailJobs.length === 0 ? batch : [...batch, ...mailJobs];
     try {
@@ -526,14 +517,7 @@ export class SqliteWriter {
     } catch (error) {
       throw new RowFailure(error, row);
     }
-    return {
-      id: Number(lastInsertRowid),
-      name: row.name,
-      value: row.value,
-      recordedAt: new Date(row.recordedAt),
-      labels: row.labels,
-      eventId: row.eventId,
-    };
+    return storedMetric(row, Number(lastInsertRowid));
   }
 }
 
@@ -556,13 +540,6 @@ function rowError(failure: unknown): MetricsRepoError {
     return new DuplicateEventError(eventId, { cause: error });
   }
   return toDatabaseError(error);
-}
-
-function movedError(path: string): DatabaseError {
-  return new DatabaseError(
-    'SQLITE_READONLY_DBMOVED',
-    `the database file ${JSON.stringify(path)} was replaced by another file since it was opened; reopen the repository`,
-  );
 }
 
 export function toDatabaseError(error: unknown): DatabaseError {
