@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, extname, join } from 'node:path';
@@ -43,8 +43,13 @@ export async function bundleEntry(entry: string, options: BundleOptions = {}): P
   const hash = createHash('sha256').update(output.contents).digest('hex').slice(0, 16);
   mkdirSync(outDir, { recursive: true });
   const file = join(outDir, `worker-${hash}.mjs`);
+  // Written under a name of its own, then renamed into place: two launches of the same entry at
+  // once (threads and processes) must never start a worker on a bundle the other is rewriting
+  // (a fresh-clone CI run saw "SyntaxError: Unexpected end of input" there).
+  const partial = `${file}.${process.pid}.${randomUUID()}.tmp`;
   // fd-safe: writes a bundle, never a database
-  writeFileSync(file, output.contents);
+  writeFileSync(partial, output.contents);
+  renameSync(partial, file);
   return file;
 }
 
