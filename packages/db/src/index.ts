@@ -17,4 +17,4 @@ export {
 } from './open.ts';
 export * as schema from './schema.ts';
 export { type Metric, type MetricLabels, metrics, type NewMetric } from './schema.ts';
-export { type Phase, type PhaseTrace, phaseChannel, tracePhases } from './trace.ts';
+export { cpuClockMs, type Phase, type PhaseTrace, phaseChannel, tracePhases } from './trace.ts';

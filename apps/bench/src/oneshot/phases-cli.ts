@@ -99,6 +99,11 @@ for (const writers of writerCounts) {
     process.stdout.write(
       `${run.target}: acked ${run.acked}/${run.writers}, stored ${run.stored}, latency p99 ${fixed(p(run.latenciesMs, 99))} ms, CPU per row ${fixed(run.cpuMs / run.writers)} ms${run.firstError ? `, first error: ${run.firstError}` : ''}\n`,
     );
+    for (const error of run.errors) {
+      process.stdout.write(
+        `${run.target}:   ${error.writers} × ${error.code}, of which ${error.storedAnyway} stored all the same\n`,
+      );
+    }
   }
   const attempts = (runs.find((run) => run.target === 'repo')?.results ?? []).flatMap((result) =>
     result.phases.filter((phase) => phase.phase === 'lock-wait').map((phase) => phase.attempts ?? Number.NaN),

@@ -18,6 +18,12 @@ export interface OneshotRun {
   stored: number;
   failed: number;
   firstError: string | undefined;
+  /**
+   * Failed writers by error code (the first word of the message: `LOCK_TIMEOUT`, `SQLITE_BUSY`,
+   * `WorkerExited`...), and how many of them have their row in the file all the same: an error
+   * for a stored row is only honest when it says the outcome is unknown.
+   */
+  errors: { code: string; writers: number; storedAnyway: number }[];
   /** Per writer: from the release to its row's acknowledgement. */
   latenciesMs: number[];
   /** CPU of every writer from the release to the end of its close (threads: the whole process's, over the run). */
@@ -48,6 +54,8 @@ export async function runOneshot(
       input: (index) => ({ path, target, index }),
       // Threads start faster many at a time; processes only thrash two cores that way.
       startConcurrency: mode === 'thread' ? 32 : 8,
+      // Starting slows as the ready processes fill memory: 822 of 1,000 were ready after 180 s (2026-12-03).
+      readyTimeoutMs: Math.max(180_000, writers * 600),
     });
     if (fleet.setupFailures.length > 0) {
       await fleet.terminate();
@@ -58,23 +66,41 @@ export async function runOneshot(
     const parentUsed = process.cpuUsage(parentCpu);
     const results: OneshotResult[] = [];
     let firstError: string | undefined;
+    const failures: { index: number; message: string }[] = [];
     for (const outcome of outcomes) {
       if (outcome.ok) results.push(outcome.result);
       else firstError ??= outcome.error.message;
+      if (!outcome.ok)
+        failures.push({ index: outcome.index, message: `${outcome.error.name}: ${outcome.error.message}` });
+      else if (outcome.result.error !== undefined)
+        failures.push({ index: outcome.index, message: outcome.result.error });
     }
     const acknowledged = results.filter((result) => result.error === undefined);
     firstError ??= results.find((result) => result.error !== undefined)?.error;
     const sqlite = new BetterSqlite3(path, { readonly: true });
-    const stored = sqlite.prepare("SELECT count(*) FROM metrics WHERE name = 'oneshot'").pluck().get() as number;
+    // Each writer's row carries its index as its value (see writer.ts).
+    const storedRows = sqlite.prepare("SELECT value FROM metrics WHERE name = 'oneshot'").pluck().all() as number[];
+    const storedValues = new Set(storedRows);
     sqlite.close();
+    const errors = new Map<string, { code: string; writers: number; storedAnyway: number }>();
+    for (const { index, message } of failures) {
+      // A DatabaseError's message starts with its SQLite code: `DATABASE_ERROR: OUTCOME_UNKNOWN: ...`.
+      const [first = message, second = ''] = message.split(': ');
+      const code = first === 'DATABASE_ERROR' ? `${first} ${second}` : first;
+      const entry = errors.get(code) ?? { code, writers: 0, storedAnyway: 0 };
+      entry.writers += 1;
+      if (storedValues.has(index)) entry.storedAnyway += 1;
+      errors.set(code, entry);
+    }
     return {
       target,
       mode,
       writers,
       acked: acknowledged.length,
-      stored,
+      stored: storedRows.length,
       failed: writers - acknowledged.length,
       firstError,
+      errors: [...errors.values()],
       latenciesMs: acknowledged.map((result) => result.latencyMs),
       cpuMs:
         mode === 'thread'

@@ -1,4 +1,4 @@
-import { type Phase, phaseChannel, tracePhases } from '@repo/db';
+import { cpuClockMs, type Phase, phaseChannel, tracePhases } from '@repo/db';
 import { defineWorker } from '@repo/launcher/worker';
 import { openMetricsRepo } from '@repo/metrics-repo';
 import BetterSqlite3 from 'better-sqlite3';
@@ -22,7 +22,7 @@ export interface OneshotResult {
   latencyMs: number;
   /** From the release to the end of close. */
   totalMs: number;
-  /** CPU (user + system) of this process or thread's process from the release to the end of close. */
+  /** CPU (user + system) of this process (of this thread, in a worker thread on Linux) from the release to the end of close. */
   cpuMs: number;
   /** From the start of the process (or thread) to the barrier, and the CPU it took. */
   startupMs: number;
@@ -32,22 +32,17 @@ export interface OneshotResult {
   error?: string;
 }
 
-const cpuMsSince = (start: NodeJS.CpuUsage) => {
-  const used = process.cpuUsage(start);
-  return (used.user + used.system) / 1000;
-};
-
 defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuMs: number }, OneshotResult>({
   setup(input) {
     // performance.now() counts from the start of this process (or thread).
-    return { input, startupMs: performance.now(), startupCpuMs: cpuMsSince({ user: 0, system: 0 }) };
+    return { input, startupMs: performance.now(), startupCpuMs: cpuClockMs() };
   },
   async run({ input, startupMs, startupCpuMs }) {
     const phases: Phase[] = [];
     const collect = (message: unknown) => phases.push(message as Phase);
     phaseChannel.subscribe(collect);
     const start = performance.now();
-    const cpu = process.cpuUsage();
+    const cpu = cpuClockMs();
     let latencyMs = Number.NaN;
     let error: string | undefined;
     const row = { name: 'oneshot', value: input.index, labels: { writer: String(input.index) } };
@@ -95,7 +90,7 @@ defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuM
     return {
       latencyMs,
       totalMs: performance.now() - start,
-      cpuMs: cpuMsSince(cpu),
+      cpuMs: cpuClockMs() - cpu,
       startupMs,
       startupCpuMs,
       phases,
