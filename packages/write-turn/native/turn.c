@@ -304,7 +304,12 @@ static int await_answer_or_turn(turn *t, const struct timespec *until) {
     uint32_t seen = __atomic_load_n(&s->generation, __ATOMIC_ACQUIRE);
     uint32_t state = __atomic_load_n(&s->state[t->await_index], __ATOMIC_ACQUIRE);
     if (answered(s, t->await_index, t->await_serial)) return AWAIT_ANSWER;
-    if (lock_result(s, pthread_mutex_trylock(&s->mutex))) return AWAIT_TURN;
+    if (lock_result(s, pthread_mutex_trylock(&s->mutex))) {
+      /* A new holder: the others' patience restarts now, not from the last answer of the one before,
+         since this one must open the database before it answers anybody. */
+      announce(s);
+      return AWAIT_TURN;
+    }
     long long left = ns_until(until);
     if (left <= 0 || __atomic_load_n(&t->closed, __ATOMIC_ACQUIRE)) return AWAIT_TIMEOUT;
     /* Quiet: the holder answered nobody for that long; it may hang. Any answer restarts the count. */

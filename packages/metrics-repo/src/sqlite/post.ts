@@ -2,6 +2,7 @@ import { type Synchronous, tracePhases } from '@repo/db';
 import { DatabaseError } from '../errors.ts';
 import type { Job, WriteQueue } from '../queue.ts';
 import { encodePosting, type FileKey, outcomeOf } from './mailbox.ts';
+import { machineOverloaded } from './overload.ts';
 import type { WriteTurn } from './turn.ts';
 
 /**
@@ -13,7 +14,8 @@ import type { WriteTurn } from './turn.ts';
  * opening the file answers nobody meanwhile, seconds under that load: with 2 s,
  * at 500 one-row processes, a cascade of writers gave up, opened the file and
  * contended (`phases --writers 500`: p99 1.03× to 1.39× naive code's, `open:
- * connection` in a fifth of them); with 5 s, none (1.01×, CPU 0.84×).
+ * connection` in a fifth of them); with 5 s, none (1.01×, CPU 0.84×). While the machine is
+ * overloaded (see overload.ts), the wait goes on until the deadline.
  */
 export const mailboxPatienceMs = 5000;
 
@@ -26,6 +28,11 @@ const takenRecheckMs = 1000;
  * that the outcome is unknown instead of waiting for ever.
  */
 const takenGraceMs = 5000;
+/**
+ * The same, while the machine is overloaded (see overload.ts): at 1,000 one-row processes on two
+ * cores, 8 callers heard `OUTCOME_UNKNOWN` for rows their holder, slow and not stopped, then stored.
+ */
+const takenGraceOverloadedMs = 60_000;
 
 /** How a wait in the mailbox ended. Only `answered` and `in-doubt` leave the job posted. */
 export type Posted =
@@ -79,10 +86,14 @@ export async function postAndWait(
       const answer = turn.collect(ticket);
       return answer === null ? { kind: 'in-doubt', ticket } : { kind: 'answered', answer };
     }
+    // Quiet on a machine short of CPUs: the holder is most likely waiting for one, as this writer would.
+    if (outcome === 'quiet' && !taken && machineOverloaded()) continue;
     // 'timeout' or 'quiet'. A job already taken by a holder is being committed: its answer comes shortly.
     if (!turn.withdraw(ticket)) {
       taken = true;
-      if (Date.now() > deadline + takenGraceMs) return { kind: 'unknown' };
+      const late = Date.now() - deadline;
+      // A holder short of a CPU is slow, not stopped: it gets longer, but not for ever.
+      if (late > takenGraceMs && (late > takenGraceOverloadedMs || !machineOverloaded())) return { kind: 'unknown' };
       continue;
     }
     trace.mark('mailbox-wait');

@@ -25,6 +25,7 @@ import {
   outcomeOf,
   wasCommitted,
 } from './mailbox.ts';
+import { machineOverloaded } from './overload.ts';
 import { lostAnswer, postAndWait, settleIfDecided } from './post.ts';
 import { queuesForTurn, TurnWait, type WriteTurn } from './turn.ts';
 
@@ -332,8 +333,9 @@ export class SqliteWriter {
     const wait = Math.min(patience, Math.max(0, deadline - Date.now()));
     if (await turn.acquire(wait)) return true;
     this.queue.expireOverdue(Date.now());
-    // Out of patience (the holder may hang): one attempt at SQLite's lock without the turn.
-    if (wait >= patience) turnWait.bypass = true;
+    // Out of patience (the holder may hang): one attempt at SQLite's lock without the turn, unless
+    // the machine is short of CPUs, when the holder is most likely waiting for one (see overload.ts).
+    if (wait >= patience && !machineOverloaded()) turnWait.bypass = true;
     return false;
   }
 
