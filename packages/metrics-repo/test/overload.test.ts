@@ -1,7 +1,11 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
+import { openWriteTurn } from '@repo/write-turn';
 import { afterEach, describe, expect, it } from 'vitest';
+import { LockTimeoutError, openMetricsRepo } from '../src/index.ts';
 import { machineOverloaded, overloaded } from '../src/sqlite/overload.ts';
+import { mailboxPatienceMs } from '../src/sqlite/post.ts';
+import { storedRows, useTempDatabase } from './helpers.ts';
 
 /** When a silent turn holder is taken for one short of a CPU rather than hung (see overload.ts). */
 describe('an overloaded machine', () => {
@@ -18,21 +22,50 @@ describe('an overloaded machine', () => {
     expect(overloaded('not what Linux writes', 2)).toBe(false);
   });
 
+  /** Real processes that keep every CPU busy five times over; resolves once the overload is seen. */
+  async function overload(): Promise<boolean> {
+    const count = availableParallelism() * 5;
+    for (let i = 0; i < count; i++) {
+      burners.push(spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
+    }
+    // The count is of this instant: sampled until seen, bounded.
+    for (let tries = 0; tries < 100; tries++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      if (machineOverloaded()) return true;
+    }
+    return false;
+  }
+
   it.runIf(process.platform === 'linux')(
     'is seen while real processes keep every CPU busy five times over',
     async () => {
-      const count = availableParallelism() * 5;
-      for (let i = 0; i < count; i++) {
-        burners.push(spawn(process.execPath, ['-e', 'for (;;) {}'], { stdio: 'ignore' }));
-      }
-      // The count is of this instant: sampled until seen, bounded.
-      let seen = false;
-      for (let tries = 0; tries < 100 && !seen; tries++) {
-        await new Promise((resolve) => setTimeout(resolve, 50));
-        seen = machineOverloaded();
-      }
-      expect(seen).toBe(true);
+      expect(await overload()).toBe(true);
     },
     20_000,
+  );
+
+  const tempDatabase = useTempDatabase();
+
+  it.runIf(process.platform === 'linux')(
+    'keeps a writer waiting behind a silent holder past its patience, until its deadline: LOCK_TIMEOUT, nothing written',
+    async () => {
+      const path = tempDatabase();
+      await (await openMetricsRepo({ path })).close();
+      const silent = openWriteTurn(`${path}-turn`);
+      expect(silent.tryAcquire()).toBe(true);
+      expect(await overload()).toBe(true);
+      // Not overloaded, the same writer writes on its own after mailboxPatienceMs (turn.test.ts).
+      const lockTimeoutMs = mailboxPatienceMs + 1500;
+      const repo = await openMetricsRepo({ path, lockTimeoutMs });
+      const started = Date.now();
+      const failure = await repo.insert({ name: 'overloaded', value: 1 }).catch((error: unknown) => error);
+      expect(failure).toBeInstanceOf(LockTimeoutError);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(lockTimeoutMs - 50);
+      for (const burner of burners.splice(0)) burner.kill('SIGKILL');
+      await repo.close();
+      silent.close();
+      expect(storedRows(path, "name = 'overloaded'")).toBe(0);
+    },
+    30_000,
   );
 });
