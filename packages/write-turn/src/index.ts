@@ -36,7 +36,8 @@ export interface WriteTurn {
   /**
    * Sleeps off the JavaScript thread until the ticket is answered (`'answer'`, then
    * {@link collect} it), the turn is free (`'turn'`: now held by this handle), the holder
-   * answered nobody for `quietMs` (`'quiet'`: it may hang; default: never), or `timeoutMs`
+   * answered nobody for `quietMs` (`'quiet'`: it may hang; default: never; a release, and a
+   * follower taking the turn, restart the count), or `timeoutMs`
    * passed (`'timeout'`). A holder that died is noticed within a second.
    */
   awaitAnswer(ticket: Ticket, timeoutMs: number, quietMs?: number): Promise<'answer' | 'turn' | 'quiet' | 'timeout'>;
