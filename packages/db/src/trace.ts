@@ -75,14 +75,21 @@ function threadCpuMs(): number | undefined {
   }
 }
 
-const perThread = !isMainThread && threadCpuMs() !== undefined;
+/** Whether the thread's own CPU is read: never in the main thread; in a worker, known after the first call. */
+let perThread: boolean | undefined = isMainThread ? false : undefined;
 
 /**
  * CPU used so far, ms: by this thread in a worker thread (where Linux tells), by the process otherwise.
  * Exported for profilers that time a whole call the same way as the phases.
  */
 export function cpuClockMs(): number {
-  if (perThread) return threadCpuMs() as number;
+  if (perThread !== false) {
+    const thread = threadCpuMs();
+    // Looked for once, at the first call: a worker thread on a system without the file uses the process's.
+    perThread = thread !== undefined;
+    if (thread !== undefined) return thread;
+  }
   const { user, system } = process.cpuUsage();
   return (user + system) / 1000;
 }
+

@@ -19,8 +19,6 @@ const countFields = new Set(['name', 'since', 'until']);
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
 const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/;
 
-/** Validates one insert. `prefix` locates the row in an `insertMany` call (`rows[3].`). */
-
 /** The row as stored, once the database gave it `id`: what `insert` resolves with. */
 export function storedMetric(row: ValidRow, id: number): Metric {
   return {
@@ -32,6 +30,8 @@ export function storedMetric(row: ValidRow, id: number): Metric {
     eventId: row.eventId,
   };
 }
+
+/** Validates one insert. `prefix` locates the row in an `insertMany` call (`rows[3].`). */
 export function validateMetric(input: unknown, prefix = '', now?: number): ValidRow {
   if (!isPlainObject(input)) {
     throw new ValidationError(

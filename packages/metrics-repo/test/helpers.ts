@@ -1,8 +1,10 @@
 export { elsewhere, useTempDatabase } from '@repo/testkit';
 
 import { type Phase, phaseChannel } from '@repo/db';
+import { openWriteTurn, type WriteTurn } from '@repo/write-turn';
 import BetterSqlite3 from 'better-sqlite3';
-import { afterEach } from 'vitest';
+import { afterEach, expect } from 'vitest';
+import { openMetricsRepo } from '../src/index.ts';
 
 /** Counts the stored rows through a separate, independent connection. */
 export function storedRows(path: string, where = '1 = 1'): number {
@@ -52,4 +54,15 @@ export function usePhases(): { heard: Phase[]; listen(): void } {
     heard.length = 0;
   });
   return { heard, listen: () => phaseChannel.subscribe(collect) };
+}
+
+/**
+ * Creates the database at `path` (migrated, closed), then takes its write turn in this process
+ * and keeps it: a holder that never answers, as a stopped process would be. Close it when done.
+ */
+export async function fileWithHeldTurn(path: string): Promise<WriteTurn> {
+  await (await openMetricsRepo({ path })).close();
+  const holder = openWriteTurn(`${path}-turn`);
+  expect(holder.tryAcquire()).toBe(true);
+  return holder;
 }

@@ -7,7 +7,7 @@ import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { DatabaseError, MetricsRepoError } from '../src/errors.ts';
 import { openMetricsRepo } from '../src/index.ts';
-import { storedRows, usePhases, useTempDatabase } from './helpers.ts';
+import { fileWithHeldTurn, storedRows, usePhases, useTempDatabase } from './helpers.ts';
 
 const fixtures = join(import.meta.dirname, 'fixtures');
 const packageRoot = join(import.meta.dirname, '..');
@@ -187,11 +187,9 @@ describe('the mailbox', () => {
 
   it('a follower closed while waiting: close settles, the insert settles, and nothing stays posted', async () => {
     const path = tempDatabase();
-    await (await openMetricsRepo({ path })).close();
     // A holder that never answers (a stopped process), in this process.
-    const holder = openWriteTurn(`${path}-turn`);
+    const holder = await fileWithHeldTurn(path);
     try {
-      expect(holder.tryAcquire()).toBe(true);
       listen();
       const repo = await openMetricsRepo({ path });
       expect(heardPhase('open', 'follower')).toBe(true);
@@ -228,10 +226,8 @@ describe('the mailbox', () => {
 
   it('many followers, one holder: 20 processes post behind a held turn, one opens the file and commits for all', async () => {
     const path = tempDatabase();
-    await (await openMetricsRepo({ path })).close();
-    const holder = openWriteTurn(`${path}-turn`);
+    const holder = await fileWithHeldTurn(path);
     try {
-      expect(holder.tryAcquire()).toBe(true);
       // Bundled once and started with plain node: 20 TypeScript loaders cost 15 to 20 s of two cores.
       const bundle = await bundleEntry(join(fixtures, 'mailbox-follower.ts'));
       const writers = Array.from({ length: 20 }, (_, i) =>
@@ -266,9 +262,7 @@ describe('the mailbox', () => {
 
   it('a follower that finds the file damaged when the turn comes to it: the insert fails with DatabaseError, close resolves, a later open reports it', async () => {
     const path = tempDatabase();
-    await (await openMetricsRepo({ path })).close();
-    const holder = openWriteTurn(`${path}-turn`);
-    expect(holder.tryAcquire()).toBe(true);
+    const holder = await fileWithHeldTurn(path);
     const repo = await openMetricsRepo({ path });
     // No connection in this process has the file open (the repository is a follower): safe to overwrite.
     // fd-safe: the test damages a file nothing in this process has open

@@ -1,11 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { availableParallelism } from 'node:os';
-import { openWriteTurn } from '@repo/write-turn';
 import { afterEach, describe, expect, it } from 'vitest';
 import { LockTimeoutError, openMetricsRepo } from '../src/index.ts';
 import { machineOverloaded, overloaded } from '../src/sqlite/overload.ts';
 import { mailboxPatienceMs } from '../src/sqlite/post.ts';
-import { storedRows, useTempDatabase } from './helpers.ts';
+import { fileWithHeldTurn, storedRows, useTempDatabase } from './helpers.ts';
 
 /** When a silent turn holder is taken for one short of a CPU rather than hung (see overload.ts). */
 describe('an overloaded machine', () => {
@@ -50,9 +49,7 @@ describe('an overloaded machine', () => {
     'keeps a writer waiting behind a silent holder past its patience, until its deadline: LOCK_TIMEOUT, nothing written',
     async () => {
       const path = tempDatabase();
-      await (await openMetricsRepo({ path })).close();
-      const silent = openWriteTurn(`${path}-turn`);
-      expect(silent.tryAcquire()).toBe(true);
+      const silent = await fileWithHeldTurn(path);
       expect(await overload()).toBe(true);
       // Not overloaded, the same writer writes on its own after mailboxPatienceMs (turn.test.ts).
       const lockTimeoutMs = mailboxPatienceMs + 1500;

@@ -3,7 +3,7 @@ import { openWriteTurn } from '@repo/write-turn';
 import { describe, expect, it } from 'vitest';
 import { openMetricsRepo } from '../src/index.ts';
 import { mailboxPatienceMs } from '../src/sqlite/post.ts';
-import { holdWriteLock, storedRows, usePhases, useTempDatabase } from './helpers.ts';
+import { fileWithHeldTurn, holdWriteLock, storedRows, usePhases, useTempDatabase } from './helpers.ts';
 
 /** Waiting for the write lock behind the write turn (@repo/write-turn): one writer polls, the others sleep in the kernel. */
 describe('the write turn', () => {
@@ -76,9 +76,7 @@ describe('the write turn', () => {
 
   it('a repository opened while a stuck process holds the turn writes on its own once out of patience', async () => {
     const path = tempDatabase();
-    await (await openMetricsRepo({ path })).close();
-    const stuck = openWriteTurn(`${path}-turn`);
-    expect(stuck.tryAcquire()).toBe(true);
+    const stuck = await fileWithHeldTurn(path);
     const repo = await openMetricsRepo({ path });
     listen();
     const started = Date.now();

@@ -250,7 +250,6 @@ static long futex(uint32_t *word, int op, uint32_t value, const struct timespec 
   return syscall(SYS_futex, word, op, value, timeout, NULL, 0);
 }
 
-/* Tells every follower asleep in the mailbox to look again (answers written, or the turn free). */
 /* Counts answers: a follower that sees it still for long enough takes the holder for hung. */
 static void announce(shared_turn *s) {
   __atomic_add_fetch(&s->generation, 1, __ATOMIC_ACQ_REL);
@@ -269,8 +268,8 @@ static void wake_slot(shared_turn *s, uint32_t index) {
 static void unlock_turn(shared_turn *s) {
   pthread_mutex_unlock(&s->mutex);
   announce(s);
-  static uint32_t next;
-  uint32_t start = next++ % SLOT_COUNT;
+  static uint32_t next; /* Where the search starts, so that no poster is always the last one woken. */
+  uint32_t start = __atomic_fetch_add(&next, 1, __ATOMIC_RELAXED) % SLOT_COUNT;
   for (uint32_t k = 0; k < SLOT_COUNT; k++) {
     uint32_t i = (start + k) % SLOT_COUNT;
     if (__atomic_load_n(&s->state[i], __ATOMIC_ACQUIRE) == SLOT_POSTED) {
@@ -293,8 +292,9 @@ static long long ns_until(const struct timespec *until) {
 
 /*
  * A follower's wait, on its own thread: until its ticket is answered, the turn is free (then it
- * is held by this thread) or the time is up. Sleeps on the generation word; every few hundred ms
- * it tries the turn anyway, the only way to learn that a holder died.
+ * is held by this thread), the holder answered nobody for the quiet time, or the time is up.
+ * Sleeps on its own slot's state word (an answer wakes it); every MAILBOX_RECHECK_NS it tries the
+ * turn anyway, the only way to learn that a holder died.
  */
 static int await_answer_or_turn(turn *t, const struct timespec *until) {
   shared_turn *s = t->shared;

@@ -32,12 +32,6 @@ export function captureIdentity(path: string, pageSize: number): FileIdentity {
   return { dev, ino, pageSize };
 }
 
-/**
- * Throws a DatabaseError unless `path` is still the opened file. With `pageCount`
- * (the database's size in pages, read inside a transaction that holds the write
- * lock), also throws when pages of the database are in neither the file nor the
- * WAL: the file was truncated or overwritten.
- */
 /** Another file now stands at `path`: writes meant for the opened one must not go into it. */
 export function replacedFileError(path: string): DatabaseError {
   return new DatabaseError(
@@ -46,6 +40,12 @@ export function replacedFileError(path: string): DatabaseError {
   );
 }
 
+/**
+ * Throws a DatabaseError unless `path` is still the opened file. With `pageCount`
+ * (the database's size in pages, read inside a transaction that holds the write
+ * lock), also throws when pages of the database are in neither the file nor the
+ * WAL: the file was truncated or overwritten.
+ */
 export function verifyFile(path: string, identity: FileIdentity, pageCount?: number): void {
   let size: number;
   try {

@@ -1,8 +1,8 @@
 import type { Synchronous } from '@repo/db';
 import { Mutex } from 'async-mutex';
 import type { Job, WriteQueue } from '../queue.ts';
-import { type FileKey, outcomeOf } from './mailbox.ts';
-import { lostAnswer, postAndWait, settleIfDecided } from './post.ts';
+import type { FileKey } from './mailbox.ts';
+import { postAndWait, settleFromAnswer, settleIfDecided } from './post.ts';
 import type { WriteTurn } from './turn.ts';
 import { toDatabaseError } from './writer.ts';
 
@@ -93,7 +93,7 @@ export class Follower {
             await (this.writer as ConnectedWriter | undefined)?.serveMailbox();
             answer = this.turn.collect(posted.ticket);
           }
-          this.queue.settle([job], [answer === null ? lostAnswer() : outcomeOf(answer, job)]);
+          settleFromAnswer(this.queue, job, answer);
           if ((this.writer as ConnectedWriter | undefined) !== undefined) return;
           break;
         }

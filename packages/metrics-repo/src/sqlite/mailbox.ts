@@ -1,5 +1,6 @@
 import type { Synchronous } from '@repo/db';
 import { maxAnswerBytes } from '@repo/write-turn';
+import type BetterSqlite3 from 'better-sqlite3';
 import { DatabaseError, DuplicateEventError, type MetricsRepoError } from '../errors.ts';
 import type { Job, JobOutcome } from '../queue.ts';
 import { storedMetric, type ValidRow } from '../validate.ts';
@@ -26,7 +27,7 @@ interface Posting {
   r: [string, number, number, string | null, string | null][];
 }
 
-/** `t`: the token of the transaction that wrote the answer (see commitToken). */
+/** `t`: the token of the transaction that wrote the answer (see CommitTokens). */
 type Answer = ({ i: number } | { c: MetricsRepoError['code']; s?: string; m: string; e?: string }) & { t?: number };
 
 const encoder = new TextEncoder();
@@ -118,11 +119,34 @@ export function outcomeOf(answer: Buffer, job: Job): JobOutcome {
  * editable with ordinary statements and reads only for the tables named in it (this name is no
  * table). No schema of ours changes, and the record commits or rolls back with the rows.
  */
-export const commitTokenName = 'metrics-repo mailbox commit';
+const commitTokenName = 'metrics-repo mailbox commit';
 
-/** A token for one transaction: random, so that no other transaction's can be mistaken for it. */
-export function newCommitToken(): number {
-  return Math.floor(Math.random() * 2 ** 52) + 1;
+/** The commit token of one connection: read the one in the file, record a new one. */
+export class CommitTokens {
+  private readonly select: BetterSqlite3.Statement;
+  private readonly update: BetterSqlite3.Statement;
+  private readonly insert: BetterSqlite3.Statement;
+
+  constructor(sqlite: BetterSqlite3.Database) {
+    this.select = sqlite.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').pluck();
+    this.update = sqlite.prepare('UPDATE sqlite_sequence SET seq = ? WHERE name = ?');
+    this.insert = sqlite.prepare('INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)');
+  }
+
+  /** The token of the last transaction that recorded one and committed, if any. */
+  read(): number | undefined {
+    return this.select.get(commitTokenName) as number | undefined;
+  }
+
+  /**
+   * Inside the caller's transaction: records a new token, random so that no other transaction's
+   * can be mistaken for it, and returns it for the answers.
+   */
+  record(): number {
+    const token = Math.floor(Math.random() * 2 ** 52) + 1;
+    if (this.update.run(token, commitTokenName).changes === 0) this.insert.run(commitTokenName, token);
+    return token;
+  }
 }
 
 /**

@@ -108,10 +108,10 @@ export async function postAndWait(
 export function settleIfDecided(queue: WriteQueue, job: Job, posted: Posted): boolean {
   switch (posted.kind) {
     case 'answered':
-      queue.settle([job], [outcomeOf(posted.answer, job)]);
+      settleFromAnswer(queue, job, posted.answer);
       return true;
     case 'unknown':
-      queue.settle([job], [lostAnswer()]);
+      settleFromAnswer(queue, job, null);
       return true;
     case 'timeout':
       // Back at the front of the queue, past its deadline: it fails with LockTimeoutError there.
@@ -123,8 +123,13 @@ export function settleIfDecided(queue: WriteQueue, job: Job, posted: Posted): bo
   }
 }
 
+/** Settles the job with the holder's answer, collected; null when no holder will ever give one. */
+export function settleFromAnswer(queue: WriteQueue, job: Job, answer: Buffer | null): void {
+  queue.settle([job], [answer === null ? lostAnswer() : outcomeOf(answer, job)]);
+}
+
 /** The outcome of a job whose holder stopped (or died and left no way to tell) before answering it. */
-export function lostAnswer(): DatabaseError {
+function lostAnswer(): DatabaseError {
   return new DatabaseError(
     'OUTCOME_UNKNOWN',
     'the process that was committing this row stopped before it answered: the row may or may not be stored',

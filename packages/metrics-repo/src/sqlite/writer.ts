@@ -16,17 +16,9 @@ import { storedMetric, type ValidRow } from '../validate.ts';
 import { Checkpointer } from './checkpoint.ts';
 import { type FileIdentity, replacedFileError, verifyFile } from './file-identity.ts';
 import { Backoff, sleep, tryBeginImmediate, walSignature, yieldToEventLoop } from './lock.ts';
-import {
-  commitTokenName,
-  decodePosting,
-  encodeAnswer,
-  type MailJob,
-  newCommitToken,
-  outcomeOf,
-  wasCommitted,
-} from './mailbox.ts';
+import { CommitTokens, decodePosting, encodeAnswer, type MailJob, wasCommitted } from './mailbox.ts';
 import { machineOverloaded } from './overload.ts';
-import { lostAnswer, postAndWait, settleIfDecided } from './post.ts';
+import { postAndWait, settleFromAnswer, settleIfDecided } from './post.ts';
 import { queuesForTurn, TurnWait, type WriteTurn } from './turn.ts';
 
 /** A contended writer with at most this many rows queued posts them in the mailbox (see takeTurn). */
@@ -37,7 +29,7 @@ const holderServesForMs = 3000;
 
 // Column names come from the schema, so the statement cannot drift from the table.
 const insertColumns = [metrics.name, metrics.value, metrics.recordedAt, metrics.labels, metrics.eventId];
-const insertSql = `INSERT INTO "${getTableName(metrics)}" (${insertColumns.map((column) => `"${column.name}"`).join(', ')}) VALUES (${insertColumns.map(() => '?').join(', ')})`;
+export const insertSql = `INSERT INTO "${getTableName(metrics)}" (${insertColumns.map((column) => `"${column.name}"`).join(', ')}) VALUES (${insertColumns.map(() => '?').join(', ')})`;
 
 /**
  * Group commit on one SQLite connection. One drain loop at a time (guarded by an
@@ -67,9 +59,7 @@ export class SqliteWriter {
   private servingSince: number | undefined;
   /** This writer's own job, taken by a holder that died before its final answer (see collectInDoubt). */
   private inDoubt: { job: Job; ticket: number } | undefined;
-  private readonly readToken: BetterSqlite3.Statement;
-  private readonly updateToken: BetterSqlite3.Statement;
-  private readonly insertToken: BetterSqlite3.Statement;
+  private readonly tokens: CommitTokens;
   /**
    * After an inline attempt found the lock taken, the next one waits until another full batch is
    * queued: a synchronous loop of inserts would otherwise try (and be refused) once per insert.
@@ -94,9 +84,7 @@ export class SqliteWriter {
       this.releaseTurnIfIdle();
     }
     this.insert = sqlite.prepare(insertSql);
-    this.readToken = sqlite.prepare('SELECT seq FROM sqlite_sequence WHERE name = ?').pluck();
-    this.updateToken = sqlite.prepare('UPDATE sqlite_sequence SET seq = ? WHERE name = ?');
-    this.insertToken = sqlite.prepare('INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)');
+    this.tokens = new CommitTokens(sqlite);
     this.pageCount = sqlite.prepare('PRAGMA page_count').pluck();
     this.checkpointer = new Checkpointer(sqlite, path);
     queue.listen({ jobsAdded: (queuedRows) => this.jobsAdded(queuedRows) });
@@ -262,8 +250,7 @@ export class SqliteWriter {
     const doubt = this.inDoubt;
     if (doubt === undefined || this.turn === undefined) return;
     this.inDoubt = undefined;
-    const answer = this.turn.collect(doubt.ticket);
-    this.queue.settle([doubt.job], [answer === null ? lostAnswer() : outcomeOf(answer, doubt.job)]);
+    settleFromAnswer(this.queue, doubt.job, this.turn.collect(doubt.ticket));
   }
 
   /**
@@ -309,21 +296,18 @@ export class SqliteWriter {
       else {
         const posted = await postAndWait(turn, job, this.identity, this.synchronous, deadline);
         if (settleIfDecided(this.queue, job, posted)) return false;
-        switch (posted.kind) {
-          case 'in-doubt':
-            // This writer serves the mailbox (which settles the doubt), then collects its own answer.
-            this.inDoubt = { job, ticket: posted.ticket };
-            this.servingMailbox = true;
-            return true;
-          case 'quiet':
-            this.queue.putBack([job]);
-            turnWait.bypass = true;
-            return false;
-          case 'turn':
-            this.queue.putBack([job]);
-            return true;
-          default:
-            this.queue.putBack([job]);
+        if (posted.kind === 'in-doubt') {
+          // This writer serves the mailbox (which settles the doubt), then collects its own answer.
+          this.inDoubt = { job, ticket: posted.ticket };
+          this.servingMailbox = true;
+          return true;
+        }
+        this.queue.putBack([job]);
+        // The turn is this writer's now; or the holder seems hung: one attempt without it.
+        if (posted.kind === 'turn') return true;
+        if (posted.kind === 'quiet') {
+          turnWait.bypass = true;
+          return false;
         }
       }
     }
@@ -375,7 +359,7 @@ export class SqliteWriter {
     // Read once, and only when a dead holder left something in doubt.
     let recordedToken: number | undefined | null = null;
     const tokenInFile = () => {
-      if (recordedToken === null) recordedToken = this.readToken.get(commitTokenName) as number | undefined;
+      if (recordedToken === null) recordedToken = this.tokens.read();
       return recordedToken;
     };
     for (const posted of turn.take()) {
@@ -421,8 +405,7 @@ export class SqliteWriter {
       if (mail.length > 0) {
         // Before the commit: if this process dies now, the next holder reads these, and the token
         // recorded with the rows, to tell what was stored.
-        const token = newCommitToken();
-        if (this.updateToken.run(token, commitTokenName).changes === 0) this.insertToken.run(commitTokenName, token);
+        const token = this.tokens.record();
         let k = batch.length;
         for (const entry of mail) {
           const outcome = misplaced.get(entry) ?? (outcomes[k++] as JobOutcome);
