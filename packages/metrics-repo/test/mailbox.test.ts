@@ -234,7 +234,7 @@ describe('the mailbox', () => {
         startFixture('mailbox-follower.ts', [path, String(i)], bundle),
       );
       // Each opens its repository (a follower: the turn is held) and waits; they insert together, so
-      // that none runs out of patience (followerPatienceMs) while the others are still starting.
+      // that none runs out of patience (mailboxPatienceMs, post.ts) while the others are still starting.
       const opened = await Promise.all(writers.map((writer) => writer.line((line) => line.includes('"open"'), 20_000)));
       expect(opened.map((line) => JSON.parse(line).follower)).toEqual(writers.map(() => true));
       for (const writer of writers) writer.process.stdin?.write('go\n');
