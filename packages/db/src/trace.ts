@@ -92,4 +92,3 @@ export function cpuClockMs(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1000;
 }
-
