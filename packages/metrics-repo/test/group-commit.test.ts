@@ -6,7 +6,7 @@ import {
   RepoClosedError,
   ValidationError,
 } from '../src/index.ts';
-import { holdWriteLock, settleAll, storedRows, useTempDatabase } from './helpers.ts';
+import { fileWithHeldTurn, holdWriteLock, settleAll, storedRows, useTempDatabase } from './helpers.ts';
 
 describe('group commit', () => {
   const tempDatabase = useTempDatabase();
@@ -68,6 +68,22 @@ describe('group commit', () => {
     await Promise.all(calls);
     expect(storedRows(path)).toBe(1050);
     await repo.close();
+  });
+
+  it('a follower (another repository holds the turn) opens the file in a loop that fills a batch, and commits full batches there too', async () => {
+    const path = tempDatabase();
+    const holder = await fileWithHeldTurn(path);
+    const repo = await openMetricsRepo({ path, maxBatchRows: 100 });
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0; i < 1050; i++) calls.push(repo.insert({ name: 'loop', value: i }));
+    // Still inside the same synchronous turn: the 100th insert opened the file, and ten full
+    // batches are committed, as a repository that opened the file itself would have done.
+    expect(repo.pendingRows).toBe(50);
+    expect(storedRows(path)).toBe(1000);
+    await Promise.all(calls);
+    expect(storedRows(path)).toBe(1050);
+    await repo.close();
+    holder.close();
   });
 
   it("onQueueFull 'wait' holds callers in order until there is room; nothing is dropped", async () => {

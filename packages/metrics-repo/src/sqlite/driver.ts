@@ -79,9 +79,21 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
     );
     return connecting;
   };
-  const follower = new Follower(turn, file, options.synchronous, queue, options.lockTimeoutMs, async () => {
-    return (await connected()).writer;
-  });
+  const follower = new Follower(
+    turn,
+    file,
+    options.synchronous,
+    queue,
+    options.lockTimeoutMs,
+    options.maxBatchRows,
+    async () => (await connected()).writer,
+    () => {
+      if (connecting !== undefined) throw new Error('already opening');
+      connection = connectNow(options, turn, queue);
+      connecting = Promise.resolve(connection);
+      return connection.writer;
+    },
+  );
   trace.mark('follower');
   return {
     get db() {

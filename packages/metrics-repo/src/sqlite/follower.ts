@@ -40,6 +40,7 @@ export class Follower {
   private writer: ConnectedWriter | undefined;
   private closed = false;
   private posted = 0;
+  private triedConnectNow = false;
 
   constructor(
     private readonly turn: WriteTurn,
@@ -47,9 +48,12 @@ export class Follower {
     private readonly synchronous: Synchronous,
     private readonly queue: WriteQueue,
     private readonly lockTimeoutMs: number,
+    private readonly maxBatchRows: number,
     private readonly connect: () => Promise<ConnectedWriter>,
+    /** One attempt at opening the file without waiting; throws if anything is in the way. */
+    private readonly connectNow: () => ConnectedWriter,
   ) {
-    queue.listen({ jobsAdded: () => this.scheduleDrain() });
+    queue.listen({ jobsAdded: (queuedRows) => this.jobsAdded(queuedRows) });
   }
 
   /** Commits (or fails) everything it was given; the backend then closes the writer or the turn. */
@@ -58,6 +62,30 @@ export class Follower {
       await this.drain();
       this.closed = true;
     });
+  }
+
+  /**
+   * A synchronous loop of inserts that fills a whole batch: a writer commits such a batch inside the
+   * call (SqliteWriter.commitFullBatchNow), so that writing overlaps the caller's loop. A follower
+   * opens its connection there and then, once, to do the same from the next insert on; otherwise it
+   * would write nothing before the loop ends (`pnpm bench --only limit,repo-processes`: five of
+   * eight processes were followers). Anything in the way (a lock, a damaged file): the drain opens
+   * the file as usual, on timers.
+   */
+  private jobsAdded(queuedRows: number): void {
+    if (queuedRows >= this.maxBatchRows && !this.triedConnectNow && this.writer === undefined && !this.closed) {
+      this.triedConnectNow = true;
+      if (!this.mutex.isLocked()) {
+        try {
+          this.writer = this.connectNow();
+          this.writer.start(false);
+          return;
+        } catch {
+          // The drain below opens it with retries, and reports what stays wrong to the callers.
+        }
+      }
+    }
+    this.scheduleDrain();
   }
 
   private scheduleDrain(): void {
