@@ -97,7 +97,8 @@ describe('hardening', () => {
       });
       expect(backlogBytes).toBeGreaterThan(20e6);
       // SQLite's own automatic checkpoint copied the whole backlog inside a commit: a ~1 s freeze here.
-      expect(stall).toBeLessThan(100);
+      // Not 100 ms: one 1,000-row commit alone took 149 ms while other test files loaded both cores.
+      expect(stall).toBeLessThan(400);
       // And once the reader let go, the WAL is cut back (bounded), without anyone closing.
       const deadline = Date.now() + 10_000;
       while (statSync(`${path}-wal`).size > 8e6 && Date.now() < deadline) {
