@@ -6,10 +6,11 @@ import {
   RepoClosedError,
   ValidationError,
 } from '../src/index.ts';
-import { fileWithHeldTurn, holdWriteLock, settleAll, storedRows, useTempDatabase } from './helpers.ts';
+import { fileWithHeldTurn, holdWriteLock, settleAll, storedRows, usePhases, useTempDatabase } from './helpers.ts';
 
 describe('group commit', () => {
   const tempDatabase = useTempDatabase();
+  const phases = usePhases();
 
   it('a bad row and a duplicate eventId in the middle of a batch fail only their own callers', async () => {
     const path = tempDatabase();
@@ -82,6 +83,21 @@ describe('group commit', () => {
     expect(storedRows(path)).toBe(1000);
     await Promise.all(calls);
     expect(storedRows(path)).toBe(1050);
+    await repo.close();
+    holder.close();
+  });
+
+  it('a follower with maxBatchRows 1 still hands a one-row insert to the mailbox: a "full batch" of one does not open the file', async () => {
+    const path = tempDatabase();
+    const holder = await fileWithHeldTurn(path);
+    phases.listen();
+    const repo = await openMetricsRepo({ path, maxBatchRows: 1 });
+    const inserting = repo.insert({ name: 'one', value: 1 });
+    expect(phases.heard.some((p) => p.scope === 'open' && p.phase === 'connection')).toBe(false);
+    // The turn handed on: the follower takes it, opens the file and commits its row.
+    holder.release();
+    await inserting;
+    expect(storedRows(path, "name = 'one'")).toBe(1);
     await repo.close();
     holder.close();
   });

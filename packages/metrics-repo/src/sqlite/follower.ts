@@ -73,7 +73,9 @@ export class Follower {
    * the file as usual, on timers.
    */
   private jobsAdded(queuedRows: number): void {
-    if (queuedRows >= this.maxBatchRows && !this.triedConnectNow && this.writer === undefined && !this.closed) {
+    // A small maxBatchRows must not make one-row processes open the file: past the mailbox's rows only.
+    const fullBatch = queuedRows >= this.maxBatchRows && queuedRows > followerMaxRows;
+    if (fullBatch && !this.triedConnectNow && this.writer === undefined && !this.closed) {
       this.triedConnectNow = true;
       if (!this.mutex.isLocked()) {
         try {
