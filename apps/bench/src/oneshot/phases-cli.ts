@@ -4,13 +4,16 @@ import { sortedCopy } from '../stats.ts';
 import { type OneshotRun, runOneshot } from './run.ts';
 
 /**
- * `pnpm --filter @repo/bench run phases [--writers 1,50,500] [--mode process|thread] [--sketch relay]`
+ * `pnpm --filter @repo/bench run phases [--writers 1,50,500] [--mode process|thread] [--sketch relay] [--node-flags "--no-memory-reducer"]`
  *
  * Where one short-lived writer's time and CPU go, phase by phase, naive code and
  * the repository side by side, at each number of writers released at once:
  * starting, each step of opening, waiting for the write lock, committing, closing.
  * `--sketch relay` adds a third run: the measurement sketch of a leader design
  * (oneshot/relay-sketch.ts, not the library), against the same baseline.
+ * `--node-flags` starts every writer process with those flags (space-separated), on both sides;
+ * threads share this process's, so for them give the flags to node itself (BENCHMARKS.md, "V8's
+ * memory reducer").
  */
 const args = process.argv.slice(2);
 const option = (name: string, fallback: string) => {
@@ -20,12 +23,18 @@ const option = (name: string, fallback: string) => {
 const writerCounts = option('writers', '1,50,500').split(',').map(Number);
 const mode = option('mode', 'process') as WorkerKind;
 const sketch = option('sketch', 'none');
+const nodeFlags = option('node-flags', '')
+  .split(' ')
+  .filter((flag) => flag !== '');
 if (
   writerCounts.some((n) => !Number.isInteger(n) || n < 1) ||
   (mode !== 'process' && mode !== 'thread') ||
-  (sketch !== 'none' && sketch !== 'relay')
+  (sketch !== 'none' && sketch !== 'relay') ||
+  (nodeFlags.length > 0 && mode !== 'process')
 ) {
-  process.stderr.write('usage: phases [--writers 1,50,500] [--mode process|thread] [--sketch relay]\n');
+  process.stderr.write(
+    'usage: phases [--writers 1,50,500] [--mode process|thread] [--sketch relay] [--node-flags "FLAGS" (processes only)]\n',
+  );
   process.exit(2);
 }
 
@@ -72,7 +81,7 @@ const mean = (values: number[]) => {
 for (const writers of writerCounts) {
   const runs: OneshotRun[] = [];
   const targets = sketch === 'relay' ? (['raw', 'repo', 'relay-sketch'] as const) : (['raw', 'repo'] as const);
-  for (const target of targets) runs.push(await runOneshot(target, mode, writers));
+  for (const target of targets) runs.push(await runOneshot(target, mode, writers, undefined, nodeFlags));
   process.stdout.write(
     `\n${writers} ${mode === 'thread' ? 'threads' : 'processes'}, one row each, WAL, released at once\n`,
   );

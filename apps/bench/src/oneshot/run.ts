@@ -42,6 +42,8 @@ export async function runOneshot(
   writers: number,
   /** The file to use (created here); by default one in a temporary directory, removed afterwards. */
   file?: string,
+  /** Node's (and V8's) flags for each writer process; threads share the launching process's. */
+  execArgv: string[] = [],
 ): Promise<OneshotRun> {
   const dir = file === undefined ? mkdtempSync(join(tmpdir(), 'oneshot-')) : undefined;
   const path = file ?? join(dir as string, 'metrics.db');
@@ -56,6 +58,7 @@ export async function runOneshot(
       startConcurrency: mode === 'thread' ? 32 : 8,
       // Starting slows as the ready processes fill memory: 822 of 1,000 were ready after 180 s (2026-12-03).
       readyTimeoutMs: Math.max(180_000, writers * 600),
+      execArgv,
     });
     if (fleet.setupFailures.length > 0) {
       await fleet.terminate();
