@@ -6,6 +6,7 @@ import {
   RepoClosedError,
   ValidationError,
 } from '../src/index.ts';
+import { startForeign } from './foreign.ts';
 import { fileWithHeldTurn, holdWriteLock, settleAll, storedRows, usePhases, useTempDatabase } from './helpers.ts';
 
 describe('group commit', () => {
@@ -83,6 +84,26 @@ describe('group commit', () => {
     expect(storedRows(path)).toBe(1000);
     await Promise.all(calls);
     expect(storedRows(path)).toBe(1050);
+    await repo.close();
+    holder.close();
+  });
+
+  it('a follower whose in-loop open meets another program holding the file exclusively: no call fails, nothing is written then, all of it after', async () => {
+    const path = tempDatabase();
+    const holder = await fileWithHeldTurn(path);
+    // Another program: locking_mode=EXCLUSIVE and a write, so that nobody else can even read the file for 1.5 s.
+    const foreign = startForeign('hold-exclusive', path, 1500);
+    await foreign.ready;
+    const repo = await openMetricsRepo({ path, maxBatchRows: 100 });
+    const calls: Promise<unknown>[] = [];
+    for (let i = 0; i < 1050; i++) calls.push(repo.insert({ name: 'loop', value: i }));
+    // The open inside the 100th insert was refused at once; the calls wait, queued.
+    expect(repo.pendingRows).toBe(1050);
+    await foreign.done;
+    const { values, errors } = await settleAll(calls);
+    expect(errors).toEqual([]);
+    expect(values).toHaveLength(1050);
+    expect(storedRows(path, "name = 'loop'")).toBe(1050);
     await repo.close();
     holder.close();
   });
