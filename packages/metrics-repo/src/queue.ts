@@ -50,8 +50,14 @@ export class WriteQueue {
   private queuedRows = 0;
   private accepting = true;
   private listener: QueueListener | undefined;
-  /** Outcomes of jobs committed inside a caller's own call, settled on the next turn of the event loop. */
-  private deferred: { job: Job; outcome: JobOutcome }[] = [];
+  /**
+   * Outcomes of jobs committed inside a caller's own call, settled on the next turn of the event
+   * loop. Only the settlers are kept, not the jobs: the validated rows of a synchronous loop's
+   * earlier batches are garbage at once instead of living (and being copied by the garbage
+   * collector) until the loop ends.
+   */
+  private deferredSettlers: ((outcome: JobOutcome) => void)[] = [];
+  private deferredOutcomes: JobOutcome[] = [];
 
   constructor(
     private readonly options: ResolvedCommonOptions,
@@ -209,14 +215,17 @@ export class WriteQueue {
   }
 
   private defer(job: Job, outcome: JobOutcome): void {
-    if (this.deferred.length === 0) setImmediate(() => this.flushDeferred());
-    this.deferred.push({ job, outcome });
+    if (this.deferredOutcomes.length === 0) setImmediate(() => this.flushDeferred());
+    this.deferredSettlers.push(outcome instanceof Error ? job.reject : job.resolve);
+    this.deferredOutcomes.push(outcome);
   }
 
   private flushDeferred(): void {
-    const settled = this.deferred;
-    this.deferred = [];
-    for (const { job, outcome } of settled) settleJob(job, outcome);
+    const settlers = this.deferredSettlers;
+    const outcomes = this.deferredOutcomes;
+    this.deferredSettlers = [];
+    this.deferredOutcomes = [];
+    for (let i = 0; i < settlers.length; i++) (settlers[i] as (outcome: JobOutcome) => void)(outcomes[i] as JobOutcome);
   }
 
   private compactJobs(): void {
