@@ -59,34 +59,27 @@ describe('group commit', () => {
     await repo.close();
   });
 
-  it('commits a full batch inside the call that filled it, so a long synchronous loop keeps at most one batch queued', async () => {
-    const path = tempDatabase();
-    const repo = await openMetricsRepo({ path, maxBatchRows: 100 });
-    const calls: Promise<unknown>[] = [];
-    for (let i = 0; i < 1050; i++) calls.push(repo.insert({ name: 'loop', value: i }));
-    // Still inside the same synchronous turn: ten full batches are already committed.
-    expect(repo.pendingRows).toBe(50);
-    expect(storedRows(path)).toBe(1000);
-    await Promise.all(calls);
-    expect(storedRows(path)).toBe(1050);
-    await repo.close();
-  });
-
-  it('a follower (another repository holds the turn) opens the file in a loop that fills a batch, and commits full batches there too', async () => {
-    const path = tempDatabase();
-    const holder = await fileWithHeldTurn(path);
-    const repo = await openMetricsRepo({ path, maxBatchRows: 100 });
-    const calls: Promise<unknown>[] = [];
-    for (let i = 0; i < 1050; i++) calls.push(repo.insert({ name: 'loop', value: i }));
-    // Still inside the same synchronous turn: the 100th insert opened the file, and ten full
-    // batches are committed, as a repository that opened the file itself would have done.
-    expect(repo.pendingRows).toBe(50);
-    expect(storedRows(path)).toBe(1000);
-    await Promise.all(calls);
-    expect(storedRows(path)).toBe(1050);
-    await repo.close();
-    holder.close();
-  });
+  it.each([
+    { who: 'a repository that opened the file', followsHeldTurn: false },
+    // A follower has no connection: the 100th insert opens the file, as one that opened it would have.
+    { who: 'a follower (another repository holds the turn)', followsHeldTurn: true },
+  ])(
+    '$who commits a full batch inside the call that filled it, so a long synchronous loop keeps at most one batch queued',
+    async ({ followsHeldTurn }) => {
+      const path = tempDatabase();
+      const holder = followsHeldTurn ? await fileWithHeldTurn(path) : undefined;
+      const repo = await openMetricsRepo({ path, maxBatchRows: 100 });
+      const calls: Promise<unknown>[] = [];
+      for (let i = 0; i < 1050; i++) calls.push(repo.insert({ name: 'loop', value: i }));
+      // Still inside the same synchronous turn: ten full batches are already committed.
+      expect(repo.pendingRows).toBe(50);
+      expect(storedRows(path)).toBe(1000);
+      await Promise.all(calls);
+      expect(storedRows(path)).toBe(1050);
+      await repo.close();
+      holder?.close();
+    },
+  );
 
   it('a follower whose in-loop open meets another program holding the file exclusively: no call fails, nothing is written then, all of it after', async () => {
     const path = tempDatabase();
