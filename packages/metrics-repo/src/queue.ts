@@ -216,7 +216,7 @@ export class WriteQueue {
 
   private defer(job: Job, outcome: JobOutcome): void {
     if (this.deferredOutcomes.length === 0) setImmediate(() => this.flushDeferred());
-    this.deferredSettlers.push(outcome instanceof Error ? job.reject : job.resolve);
+    this.deferredSettlers.push(settlerOf(job, outcome));
     this.deferredOutcomes.push(outcome);
   }
 
@@ -225,7 +225,9 @@ export class WriteQueue {
     const outcomes = this.deferredOutcomes;
     this.deferredSettlers = [];
     this.deferredOutcomes = [];
-    for (let i = 0; i < settlers.length; i++) (settlers[i] as (outcome: JobOutcome) => void)(outcomes[i] as JobOutcome);
+    settlers.forEach((settle, i) => {
+      settle(outcomes[i] as JobOutcome);
+    });
   }
 
   private compactJobs(): void {
@@ -247,8 +249,12 @@ export class WriteQueue {
 }
 
 function settleJob(job: Job, outcome: JobOutcome): void {
-  if (outcome instanceof Error) job.reject(outcome);
-  else job.resolve(outcome);
+  settlerOf(job, outcome)(outcome);
+}
+
+/** The job's reject for an error, its resolve otherwise. */
+function settlerOf(job: Job, outcome: JobOutcome): (outcome: JobOutcome) => void {
+  return outcome instanceof Error ? (job.reject as (outcome: JobOutcome) => void) : job.resolve;
 }
 
 // A module-level executor: `new Promise(captureSettlers)` allocates no closure per call, and with

@@ -40,10 +40,15 @@ export async function runOneshot(
   target: OneshotInput['target'],
   mode: WorkerKind,
   writers: number,
-  /** The file to use (created here); by default one in a temporary directory, removed afterwards. */
-  file?: string,
-  /** Node's (and V8's) flags for each writer process; threads share the launching process's. */
-  execArgv: string[] = [],
+  {
+    file,
+    execArgv = [],
+  }: {
+    /** The file to use (created here); by default one in a temporary directory, removed afterwards. */
+    file?: string;
+    /** Node's (and V8's) flags for each writer process; threads share the launching process's. */
+    execArgv?: string[];
+  } = {},
 ): Promise<OneshotRun> {
   const dir = file === undefined ? mkdtempSync(join(tmpdir(), 'oneshot-')) : undefined;
   const path = file ?? join(dir as string, 'metrics.db');
@@ -71,12 +76,13 @@ export async function runOneshot(
     let firstError: string | undefined;
     const failures: { index: number; message: string }[] = [];
     for (const outcome of outcomes) {
-      if (outcome.ok) results.push(outcome.result);
-      else firstError ??= outcome.error.message;
-      if (!outcome.ok)
+      if (!outcome.ok) {
+        firstError ??= outcome.error.message;
         failures.push({ index: outcome.index, message: `${outcome.error.name}: ${outcome.error.message}` });
-      else if (outcome.result.error !== undefined)
-        failures.push({ index: outcome.index, message: outcome.result.error });
+        continue;
+      }
+      results.push(outcome.result);
+      if (outcome.result.error !== undefined) failures.push({ index: outcome.index, message: outcome.result.error });
     }
     const acknowledged = results.filter((result) => result.error === undefined);
     firstError ??= results.find((result) => result.error !== undefined)?.error;

@@ -17,7 +17,7 @@ function oneshot(target: 'raw' | 'repo'): Scenario {
     medianBy: 'p99Ms',
     async run({ sizes, file }): Promise<Measurement> {
       const start = performance.now();
-      const run = await runOneshot(target, 'process', sizes.oneshotWriters, file);
+      const run = await runOneshot(target, 'process', sizes.oneshotWriters, { file });
       return {
         rows: run.acked,
         failedRows: run.failed,

@@ -79,6 +79,12 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
     );
     return connecting;
   };
+  /** One attempt, without waiting (it throws if a lock is in the way), for synchronous callers. */
+  const connectedNow = (): Connection => {
+    connection ??= connectNow(options, turn, queue);
+    connecting ??= Promise.resolve(connection);
+    return connection;
+  };
   const follower = new Follower(
     turn,
     file,
@@ -87,20 +93,14 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
     options.lockTimeoutMs,
     options.maxBatchRows,
     async () => (await connected()).writer,
-    () => {
-      if (connecting !== undefined) throw new Error('already opening');
-      connection = connectNow(options, turn, queue);
-      connecting = Promise.resolve(connection);
-      return connection.writer;
-    },
+    // Not while an open on timers is under way: that one becomes the writer.
+    () => (connecting === undefined ? connectedNow().writer : undefined),
   );
   trace.mark('follower');
   return {
     get db() {
       // Drizzle's database is synchronous: the first read through it opens the file the same way.
-      connection ??= connectNow(options, turn, queue);
-      connecting ??= Promise.resolve(connection);
-      return connection.opened.db;
+      return connectedNow().opened.db;
     },
     queue,
     location: path,

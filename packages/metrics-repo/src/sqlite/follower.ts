@@ -50,8 +50,8 @@ export class Follower {
     private readonly lockTimeoutMs: number,
     private readonly maxBatchRows: number,
     private readonly connect: () => Promise<ConnectedWriter>,
-    /** One attempt at opening the file without waiting; throws if anything is in the way. */
-    private readonly connectNow: () => ConnectedWriter,
+    /** One attempt at opening the file without waiting: throws if anything is in the way, undefined if an open is under way. */
+    private readonly connectNow: () => ConnectedWriter | undefined,
   ) {
     queue.listen({ jobsAdded: (queuedRows) => this.jobsAdded(queuedRows) });
   }
@@ -80,8 +80,10 @@ export class Follower {
       if (!this.mutex.isLocked()) {
         try {
           this.writer = this.connectNow();
-          this.writer.start(false);
-          return;
+          if (this.writer !== undefined) {
+            this.writer.start(false);
+            return;
+          }
         } catch {
           // The drain below opens it with retries, and reports what stays wrong to the callers.
         }
