@@ -13,6 +13,8 @@ export interface BenchSizes {
   rowsPerProcess: number;
   /** Processes of `raw-oneshot` and `repo-oneshot`, each recording one row. */
   oneshotWriters: number;
+  /** Idle time between the oneshot writers' readiness and their release (see runOneshot). */
+  oneshotSettleMs: number;
   /** How long the foreign connection holds the write lock in `lock-wait`, and the inserts issued meanwhile. */
   lockHoldMs: number;
   lockWaitRows: number;
@@ -32,6 +34,7 @@ export const fullSizes: BenchSizes = {
   processes: 8,
   rowsPerProcess: 12_500,
   oneshotWriters: 100,
+  oneshotSettleMs: 10_000,
   lockHoldMs: 2_000,
   lockWaitRows: 1_000,
   pgRows: 100_000,
@@ -47,6 +50,7 @@ export const quickSizes: BenchSizes = {
   processes: 2,
   rowsPerProcess: 500,
   oneshotWriters: 4,
+  oneshotSettleMs: 0,
   lockHoldMs: 300,
   lockWaitRows: 100,
   pgRows: 2_000,

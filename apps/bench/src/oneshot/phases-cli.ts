@@ -4,11 +4,15 @@ import { sortedCopy } from '../stats.ts';
 import { type OneshotRun, runOneshot } from './run.ts';
 
 /**
- * `pnpm --filter @repo/bench run phases [--writers 1,50,500] [--mode process|thread] [--sketch relay] [--node-flags "--no-memory-reducer"]`
+ * `pnpm --filter @repo/bench run phases [--writers 1,50,500] [--mode process|thread] [--settle-ms 10000] [--sketch relay] [--node-flags "--no-memory-reducer"]`
  *
  * Where one short-lived writer's time and CPU go, phase by phase, naive code and
  * the repository side by side, at each number of writers released at once:
  * starting, each step of opening, waiting for the write lock, committing, closing.
+ * `--settle-ms` (default 10 000) is the idle time between the last writer's readiness and the
+ * release: V8 collects each writer's start-up garbage about 8 s after its start, once it is idle,
+ * and without that pause the writers that started last pay for it inside the measured window, if
+ * they await there (BENCHMARKS.md, "Writers that started last"). `--settle-ms 0` shows that.
  * `--sketch relay` adds a third run: the measurement sketch of a leader design
  * (oneshot/relay-sketch.ts, not the library), against the same baseline.
  * `--node-flags` starts every writer process with those flags (space-separated), on both sides;
@@ -23,6 +27,7 @@ const option = (name: string, fallback: string) => {
 const writerCounts = option('writers', '1,50,500').split(',').map(Number);
 const mode = option('mode', 'process') as WorkerKind;
 const sketch = option('sketch', 'none');
+const settleMs = Number(option('settle-ms', '10000'));
 const nodeFlags = option('node-flags', '')
   .split(' ')
   .filter((flag) => flag !== '');
@@ -30,10 +35,12 @@ if (
   writerCounts.some((n) => !Number.isInteger(n) || n < 1) ||
   (mode !== 'process' && mode !== 'thread') ||
   (sketch !== 'none' && sketch !== 'relay') ||
+  !Number.isInteger(settleMs) ||
+  settleMs < 0 ||
   (nodeFlags.length > 0 && mode !== 'process')
 ) {
   process.stderr.write(
-    'usage: phases [--writers 1,50,500] [--mode process|thread] [--sketch relay] [--node-flags "FLAGS" (processes only)]\n',
+    'usage: phases [--writers 1,50,500] [--mode process|thread] [--settle-ms 10000] [--sketch relay] [--node-flags "FLAGS" (processes only)]\n',
   );
   process.exit(2);
 }
@@ -81,9 +88,9 @@ const mean = (values: number[]) => {
 for (const writers of writerCounts) {
   const runs: OneshotRun[] = [];
   const targets = sketch === 'relay' ? (['raw', 'repo', 'relay-sketch'] as const) : (['raw', 'repo'] as const);
-  for (const target of targets) runs.push(await runOneshot(target, mode, writers, { execArgv: nodeFlags }));
+  for (const target of targets) runs.push(await runOneshot(target, mode, writers, { execArgv: nodeFlags, settleMs }));
   process.stdout.write(
-    `\n${writers} ${mode === 'thread' ? 'threads' : 'processes'}, one row each, WAL, released at once\n`,
+    `\n${writers} ${mode === 'thread' ? 'threads' : 'processes'}, one row each, WAL, released at once (${settleMs} ms after the last was ready)\n`,
   );
   const header = ['phase', 'target', 'wall p50', 'wall p99', 'cpu mean', 'preempted'];
   const lines: string[][] = [];

@@ -43,11 +43,18 @@ export async function runOneshot(
   {
     file,
     execArgv = [],
+    settleMs = 0,
   }: {
     /** The file to use (created here); by default one in a temporary directory, removed afterwards. */
     file?: string;
     /** Node's (and V8's) flags for each writer process; threads share the launching process's. */
     execArgv?: string[];
+    /**
+     * Idle time between the last writer's readiness and the release (default 0): V8's collection
+     * of each writer's start-up garbage is then done for every writer alike, not inside the measured
+     * window of those that started last (see RunOptions.settleMs in @repo/launcher, and BENCHMARKS.md).
+     */
+    settleMs?: number;
   } = {},
 ): Promise<OneshotRun> {
   const dir = file === undefined ? mkdtempSync(join(tmpdir(), 'oneshot-')) : undefined;
@@ -70,7 +77,7 @@ export async function runOneshot(
       throw new Error(`oneshot: ${fleet.setupFailures.length} writers failed to start`);
     }
     const parentCpu = process.cpuUsage();
-    const outcomes = await fleet.run({ timeoutMs: 300_000 });
+    const outcomes = await fleet.run({ timeoutMs: 300_000, settleMs });
     const parentUsed = process.cpuUsage(parentCpu);
     const results: OneshotResult[] = [];
     let firstError: string | undefined;

@@ -13,11 +13,14 @@ function oneshot(target: 'raw' | 'repo'): Scenario {
   return {
     name: `${target}-oneshot`,
     describe: (sizes) =>
-      `${sizes.oneshotWriters} processes released at once, each opens the file, records one row, closes (${target === 'raw' ? 'better-sqlite3, busy timeout 5 s' : 'openMetricsRepo'})`,
+      `${sizes.oneshotWriters} processes released at once${sizes.oneshotSettleMs > 0 ? ` ${sizes.oneshotSettleMs / 1000} s after the last was ready` : ''}, each opens the file, records one row, closes (${target === 'raw' ? 'better-sqlite3, busy timeout 5 s' : 'openMetricsRepo'})`,
     medianBy: 'p99Ms',
     async run({ sizes, file }): Promise<Measurement> {
       const start = performance.now();
-      const run = await runOneshot(target, 'process', sizes.oneshotWriters, { file });
+      const run = await runOneshot(target, 'process', sizes.oneshotWriters, {
+        file,
+        settleMs: sizes.oneshotSettleMs,
+      });
       return {
         rows: run.acked,
         failedRows: run.failed,
