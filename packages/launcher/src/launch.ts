@@ -34,11 +34,8 @@ export interface Fleet<Result> {
   readonly count: number;
   /** Workers that failed before the barrier (their setup threw or they died). */
   readonly setupFailures: WorkerOutcome<Result>[];
-  /**
-   * Releases every ready worker at once and waits for all of them to finish. `settleMs` (default 0)
-   * leaves every worker idle that long before the release (see {@link RunOptions}).
-   */
-  run(options?: RunOptions): Promise<WorkerOutcome<Result>[]>;
+  /** Releases every ready worker at once and waits for all of them to finish. */
+  run(options?: { timeoutMs?: number }): Promise<WorkerOutcome<Result>[]>;
   /**
    * Signals one worker. The default SIGKILL ends it at once, as a crash would;
    * `'SIGTERM'` lets a process shut down in its own way. A thread is terminated whatever the signal.
@@ -46,19 +43,6 @@ export interface Fleet<Result> {
   kill(index: number, signal?: NodeJS.Signals): void;
   /** Kills every worker still running. */
   terminate(): Promise<void>;
-}
-
-export interface RunOptions {
-  /** Workers still running this long after the release are killed, and run() rejects (default 600 000). */
-  timeoutMs?: number;
-  /**
-   * Idle time between the last worker's readiness and the release, ms (default 0). V8 collects
-   * the garbage of an isolate's start-up about 8 s after it, once the isolate is idle (its memory
-   * reducer): a worker that became ready just before the release pays for that collection inside
-   * the measured window, the first time it awaits, and one ready for longer does not. About 10 s
-   * puts every worker in the second group, whatever the order they started in.
-   */
-  settleMs?: number;
 }
 
 interface Slot<Result> {
@@ -184,8 +168,7 @@ export async function launch<Input, Result, Progress = never>(
     setupFailures: slots
       .filter((slot) => slot.outcome !== undefined)
       .map((slot) => slot.outcome as WorkerOutcome<Result>),
-    async run({ timeoutMs = 600_000, settleMs = 0 } = {}) {
-      if (settleMs > 0) await new Promise((resolveSettled) => setTimeout(resolveSettled, settleMs));
+    async run({ timeoutMs = 600_000 } = {}) {
       for (const slot of slots) if (slot.outcome === undefined) slot.send({ type: 'go' });
       let runTimer: NodeJS.Timeout | undefined;
       const deadline = new Promise<never>((_, reject) => {

@@ -29,17 +29,6 @@ describe.each<WorkerKind>(['process', 'thread'])('launch (%s)', (kind) => {
     expect(progress.sort(([a], [b]) => a - b)).toEqual([0, 1, 2, 3, 4, 5].map((i) => [i, i * 10]));
   });
 
-  it('with settleMs, releases the ready workers only after that idle time', async () => {
-    const fleet = await launch<EchoInput, EchoResult>({ entry, kind, count: 2, input: () => ({}) });
-    const askedAt = Date.now();
-    const outcomes = await fleet.run({ settleMs: 300 });
-    for (const outcome of outcomes) {
-      if (!outcome.ok) throw new Error('unexpected failure');
-      // Less a few ms: a timer counts from the event loop's cached clock, which may lag Date.now().
-      expect(outcome.result.releasedAt - askedAt).toBeGreaterThanOrEqual(295);
-    }
-  });
-
   it('reports setup and run failures per worker, with the error', async () => {
     const fleet = await launch<EchoInput, EchoResult>({
       entry,

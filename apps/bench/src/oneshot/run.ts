@@ -50,9 +50,12 @@ export async function runOneshot(
     /** Node's (and V8's) flags for each writer process; threads share the launching process's. */
     execArgv?: string[];
     /**
-     * Idle time between the last writer's readiness and the release (default 0): V8's collection
-     * of each writer's start-up garbage is then done for every writer alike, not inside the measured
-     * window of those that started last (see RunOptions.settleMs in @repo/launcher, and BENCHMARKS.md).
+     * Idle time between the last writer's readiness and the release (default 0). V8 collects an
+     * isolate's start-up garbage about 8 s after its start, once it is idle (its memory reducer):
+     * without a pause, the writers that started last pay for it inside the measured window, the
+     * first time they await, and only the repository awaits. 10 s puts every writer process past
+     * it (BENCHMARKS.md, "Writers that started last"). Not 500 threads of one process: their
+     * collections queue behind each other, and many are still unfinished 30 s after the last one is ready.
      */
     settleMs?: number;
   } = {},
@@ -76,8 +79,10 @@ export async function runOneshot(
       await fleet.terminate();
       throw new Error(`oneshot: ${fleet.setupFailures.length} writers failed to start`);
     }
+    // Before the CPU count starts: in thread mode it is this whole process's, and V8 collects meanwhile.
+    if (settleMs > 0) await new Promise((settled) => setTimeout(settled, settleMs));
     const parentCpu = process.cpuUsage();
-    const outcomes = await fleet.run({ timeoutMs: 300_000, settleMs });
+    const outcomes = await fleet.run({ timeoutMs: 300_000 });
     const parentUsed = process.cpuUsage(parentCpu);
     const results: OneshotResult[] = [];
     let firstError: string | undefined;
