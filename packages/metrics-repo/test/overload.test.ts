@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { LockTimeoutError, openMetricsRepo } from '../src/index.ts';
 import { machineOverloaded, overloaded } from '../src/sqlite/overload.ts';
 import { mailboxPatienceMs } from '../src/sqlite/post.ts';
-import { fileWithHeldTurn, storedRows, useTempDatabase } from './helpers.ts';
+import { fileWithHeldTurn, storedRows, usePhases, useTempDatabase } from './helpers.ts';
 
 /** When a silent turn holder is taken for one short of a CPU rather than hung (see overload.ts). */
 describe('an overloaded machine', () => {
@@ -44,6 +44,33 @@ describe('an overloaded machine', () => {
   );
 
   const tempDatabase = useTempDatabase();
+  const phases = usePhases();
+
+  it.runIf(process.platform === 'linux')(
+    'keeps the holder serving when the mailbox empties for a moment: a row posted after its commit is its, no new opener',
+    async () => {
+      const path = tempDatabase();
+      await (await openMetricsRepo({ path })).close();
+      expect(await overload()).toBe(true);
+      // One process, three repositories: the first holds the file's turn since its open, the others
+      // are followers (no connection), as processes opened meanwhile would be.
+      const holder = await openMetricsRepo({ path });
+      const early = await openMetricsRepo({ path });
+      const late = await openMetricsRepo({ path });
+      phases.listen();
+      // The follower posts first, so the holder's first transaction carries a posted row.
+      await Promise.all([early.insert({ name: 'served', value: 1 }), holder.insert({ name: 'served', value: 2 })]);
+      // Nothing posted now. Not overloaded, the holder hands the turn on here, and the next
+      // poster finds it free, opens the file and writes (turn.test.ts).
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      await late.insert({ name: 'served', value: 3 });
+      expect(phases.heard.filter((phase) => phase.scope === 'open' && phase.phase === 'connection')).toEqual([]);
+      for (const burner of burners.splice(0)) burner.kill('SIGKILL');
+      await Promise.all([late.close(), early.close(), holder.close()]);
+      expect(storedRows(path, "name = 'served'")).toBe(3);
+    },
+    30_000,
+  );
 
   it.runIf(process.platform === 'linux')(
     'keeps a writer waiting behind a silent holder past its patience, until its deadline: LOCK_TIMEOUT, nothing written',

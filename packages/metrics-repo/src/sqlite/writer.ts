@@ -24,8 +24,17 @@ import { queuesForTurn, TurnWait, type WriteTurn } from './turn.ts';
 /** A contended writer with at most this many rows queued posts them in the mailbox (see takeTurn). */
 const mailboxMaxRows = 16;
 
-/** How long a holder whose own rows are committed keeps serving the mailbox (see keepServing). */
+/** How long a holder whose own rows are committed keeps serving the mailbox (see keepServing)... */
 const holderServesForMs = 3000;
+/**
+ * ...and while the machine is overloaded (see overload.ts), how long it serves, and how long it
+ * waits for a post when none is there, before it hands the turn on. The next holder must open the
+ * file before it answers anybody, and on two cores shared by a thousand processes that open takes
+ * seconds, during which every follower waits.
+ */
+const holderServesOverloadedMs = 30_000;
+const holderLingersOverloadedMs = 1000;
+const lingerPollMs = 10;
 
 // Column names come from the schema, so the statement cannot drift from the table.
 const insertColumns = [metrics.name, metrics.value, metrics.recordedAt, metrics.labels, metrics.eventId];
@@ -57,6 +66,10 @@ export class SqliteWriter {
   private servingMailbox = false;
   private bypassTurnOnce = false;
   private servingSince: number | undefined;
+  /** The last transaction handed jobs back to the mailbox (another `synchronous`): they wait for another holder. */
+  private handedBack = false;
+  /** The last transaction carried rows from the mailbox: other processes are posting. */
+  private tookMail = false;
   /** This writer's own job, taken by a holder that died before its final answer (see collectInDoubt). */
   private inDoubt: { job: Job; ticket: number } | undefined;
   private readonly tokens: CommitTokens;
@@ -232,7 +245,7 @@ export class SqliteWriter {
         this.servingMailbox = false;
         this.commitNextBatch(false, trace);
         this.collectInDoubt();
-        if (this.turn?.held && !this.keepServing()) this.turn.release();
+        if (this.turn?.held && !(await this.keepServing())) this.turn.release();
         trace.mark('settle');
         // Between transactions, timers and I/O of the host process run, and other connections get a chance at the lock.
         if (this.queue.hasJobs || this.servingMailbox) {
@@ -257,21 +270,41 @@ export class SqliteWriter {
    * After a commit, the holder keeps the turn for another transaction while rows wait in the
    * mailbox: with its connection open, that costs a transaction, where handing the turn on makes
    * a follower open the file first. Bounded in time, so that a holder whose own work is done
-   * can close.
+   * can close: 3 s, or 30 s while the machine is overloaded, when that open takes seconds.
    */
-  private keepServing(): boolean {
+  private async keepServing(): Promise<boolean> {
     const turn = this.turn as WriteTurn;
-    if (turn.posted() === 0) {
+    if (turn.posted() === 0 && !(await this.postedWhileOverloaded())) {
       this.servingSince = undefined;
       return false;
     }
     this.servingSince ??= Date.now();
-    if (Date.now() - this.servingSince > holderServesForMs) {
+    const served = Date.now() - this.servingSince;
+    // Jobs handed back wait for another holder: the usual bound then, overloaded or not.
+    const bound = this.handedBack ? holderServesForMs : holderServesOverloadedMs;
+    if (served > holderServesForMs && (served > bound || !machineOverloaded())) {
       this.servingSince = undefined;
       return false;
     }
     this.servingMailbox = true;
     return true;
+  }
+
+  /**
+   * Nothing posted: on an overloaded machine, and when the last transaction carried posted rows
+   * (others are posting), waits a moment for a post (on a timer, the event loop free) rather than
+   * hand the turn on. True when one came; false at once when the writer has rows of its own to
+   * commit (its drain loop goes on, holding the turn or not).
+   */
+  private async postedWhileOverloaded(): Promise<boolean> {
+    const turn = this.turn as WriteTurn;
+    if (!this.tookMail || this.queue.hasJobs || !machineOverloaded()) return false;
+    const until = Date.now() + holderLingersOverloadedMs;
+    while (Date.now() < until && !this.queue.hasJobs && this.connectionOpen) {
+      await sleep(lingerPollMs);
+      if (turn.posted() > 0) return true;
+    }
+    return false;
   }
 
   /**
@@ -330,6 +363,7 @@ export class SqliteWriter {
    */
   private commitNextBatch(inline: boolean, trace?: PhaseTrace): void {
     const mail = this.takeMail();
+    this.tookMail = mail.length > 0;
     try {
       verifyFile(this.path, this.identity, this.pageCount.get() as number);
     } catch (error) {
@@ -356,6 +390,7 @@ export class SqliteWriter {
     const turn = this.turn;
     if (turn === undefined || !turn.held) return [];
     const mail: MailJob[] = [];
+    this.handedBack = false;
     // Read once, and only when a dead holder left something in doubt.
     let recordedToken: number | undefined | null = null;
     const tokenInFile = () => {
@@ -370,8 +405,10 @@ export class SqliteWriter {
         turn.answer(posted.ticket, encodeAnswer(new DatabaseError('UNKNOWN', 'unreadable mailbox entry')), true);
         continue;
       }
-      if (job.synchronous !== this.synchronous) turn.untake(job.ticket);
-      else if (job.answerBeforeCommit !== null && wasCommitted(tokenInFile(), job)) {
+      if (job.synchronous !== this.synchronous) {
+        turn.untake(job.ticket);
+        this.handedBack = true;
+      } else if (job.answerBeforeCommit !== null && wasCommitted(tokenInFile(), job)) {
         turn.answer(job.ticket, job.answerBeforeCommit, true);
       } else mail.push(job);
     }
