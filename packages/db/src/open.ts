@@ -110,10 +110,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): O
     // Only switch when needed: reading the mode takes no lock, while every switch attempt needs
     // the exclusive lock, and hundreds of processes attempting it at once starve each other.
     const current = String(sqlite.pragma('journal_mode', { simple: true })).toLowerCase();
-    const mode =
-      current === journalMode
-        ? current
-        : String(sqlite.pragma(`journal_mode = ${journalMode}`, { simple: true })).toLowerCase();
+    const mode = current === journalMode ? current : switchJournalMode(sqlite, journalMode, busyTimeoutMs);
     if (mode !== journalMode) {
       throw new OpenDatabaseError('JOURNAL_MODE', absolutePath, `journal_mode stayed ${mode}, expected ${journalMode}`);
     }
@@ -154,6 +151,40 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): O
     sqlite.close();
     throw error instanceof OpenDatabaseError ? error : classify(error, absolutePath);
   }
+}
+
+/** SQLite's own busy handler's delays (sqliteDefaultBusyCallback), ms. */
+const switchDelaysMs = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
+
+/**
+ * Switches the journal mode, waiting for the write lock up to the busy timeout. The switch opens
+ * a read transaction and then upgrades it to write the header, and SQLite refuses that upgrade at
+ * once, without its busy handler, while another connection holds the write lock (its rule against
+ * deadlocks). So with many processes opening a new file at once, most switches failed with
+ * SQLITE_BUSY within milliseconds whatever the timeout (`concurrent-open.test.ts`, 35 of 50 in a
+ * loaded CI run). Each refusal is retried here, as the busy handler would: the thread sleeps, as
+ * it does inside SQLite's busy wait, and a file another process switched meanwhile is done.
+ */
+function switchJournalMode(sqlite: BetterSqlite3.Database, journalMode: string, busyTimeoutMs: number): string {
+  const deadline = Date.now() + busyTimeoutMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return String(sqlite.pragma(`journal_mode = ${journalMode}`, { simple: true })).toLowerCase();
+    } catch (error) {
+      const left = deadline - Date.now();
+      if (!isBusyError(error) || left <= 0) throw error;
+      const current = String(sqlite.pragma('journal_mode', { simple: true })).toLowerCase();
+      if (current === journalMode) return current;
+      sleepThread(Math.min(left, switchDelaysMs[attempt] ?? 100));
+    }
+  }
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks the calling thread, as SQLite's busy handler does inside a call. */
+function sleepThread(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { useTempDir } from '@repo/testkit';
@@ -6,6 +7,33 @@ import { metrics, migrationsFolder, openDatabase } from '../src/index.ts';
 
 describe('openDatabase', () => {
   const tempDir = useTempDir();
+
+  it('switches a new file to WAL once another process lets go of its write lock, within the busy timeout', async () => {
+    const path = join(tempDir(), 'metrics.db');
+    // Another process creates the file (rollback journal) and holds its write lock for 400 ms. The
+    // switch to WAL must upgrade a read transaction, which SQLite refuses at once, busy timeout or not.
+    const holder = spawn(
+      process.execPath,
+      [
+        '-e',
+        `const db = new (require('better-sqlite3'))(${JSON.stringify(path)});
+         db.exec('BEGIN IMMEDIATE');
+         console.log('held');
+         setTimeout(() => { db.exec('COMMIT'); db.close(); }, 400);`,
+      ],
+      { cwd: join(import.meta.dirname, '..'), stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    const exited = new Promise((resolve) => holder.on('exit', resolve));
+    await new Promise<void>((resolve) => holder.stdout.once('data', () => resolve()));
+    const opened = openDatabase(path, { busyTimeoutMs: 5000 });
+    try {
+      expect(opened.sqlite.pragma('journal_mode', { simple: true })).toBe('wal');
+      expect(opened.migrations.applied).toBe(1);
+    } finally {
+      opened.close();
+    }
+    expect(await exited).toBe(0);
+  });
 
   it('creates missing parent directories, applies the schema and the production PRAGMAs', () => {
     const path = join(tempDir(), 'nested', 'deeper', 'metrics.db');
