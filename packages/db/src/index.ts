@@ -1,3 +1,4 @@
+export { sqliteBusyDelaysMs, sqliteBusyMaxDelayMs } from './busy-wait.ts';
 export { isBusyError, OpenDatabaseError, type OpenDatabaseErrorCode, sqliteCodeOf } from './errors.ts';
 export {
   applyMigrations,

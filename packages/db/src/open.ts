@@ -3,6 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { type BetterSQLite3Database, drizzle } from 'drizzle-orm/better-sqlite3';
+import { sleepThread, sqliteBusyDelaysMs, sqliteBusyMaxDelayMs } from './busy-wait.ts';
 import { isBusyError, OpenDatabaseError, sqliteCodeOf } from './errors.ts';
 import {
   applyMigrations,
@@ -153,9 +154,6 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): O
   }
 }
 
-/** SQLite's own busy handler's delays (sqliteDefaultBusyCallback), ms. */
-const switchDelaysMs = [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100];
-
 /**
  * Switches the journal mode, waiting for the write lock up to the busy timeout. The switch opens
  * a read transaction and then upgrades it to write the header, and SQLite refuses that upgrade at
@@ -175,16 +173,9 @@ function switchJournalMode(sqlite: BetterSqlite3.Database, journalMode: string, 
       if (!isBusyError(error) || left <= 0) throw error;
       const current = String(sqlite.pragma('journal_mode', { simple: true })).toLowerCase();
       if (current === journalMode) return current;
-      sleepThread(Math.min(left, switchDelaysMs[attempt] ?? 100));
+      sleepThread(Math.min(left, sqliteBusyDelaysMs[attempt] ?? sqliteBusyMaxDelayMs));
     }
   }
-}
-
-const sleeper = new Int32Array(new SharedArrayBuffer(4));
-
-/** Blocks the calling thread, as SQLite's busy handler does inside a call. */
-function sleepThread(ms: number): void {
-  Atomics.wait(sleeper, 0, 0, ms);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { isBusyError } from '@repo/db';
+import { isBusyError, sqliteBusyDelaysMs, sqliteBusyMaxDelayMs } from '@repo/db';
 import type BetterSqlite3 from 'better-sqlite3';
 import { walFile } from './file-identity.ts';
 
@@ -50,8 +50,8 @@ import { walFile } from './file-identity.ts';
  * in step, and capped by the caller's deadline.
  */
 export const backoffPolicy = {
-  delaysMs: [1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50],
-  maxDelayMs: 100,
+  delaysMs: sqliteBusyDelaysMs,
+  maxDelayMs: sqliteBusyMaxDelayMs,
   /** While other connections commit, and once the wait has lasted this long: the time already waited... */
   busyAfterMs: 1000,
   /** ...at most this. Shorter waits keep SQLite's schedule, and a short tail. */

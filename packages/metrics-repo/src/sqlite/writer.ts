@@ -363,7 +363,6 @@ export class SqliteWriter {
    */
   private commitNextBatch(inline: boolean, trace?: PhaseTrace): void {
     const mail = this.takeMail();
-    this.tookMail = mail.length > 0;
     try {
       verifyFile(this.path, this.identity, this.pageCount.get() as number);
     } catch (error) {
@@ -388,9 +387,10 @@ export class SqliteWriter {
    */
   private takeMail(): MailJob[] {
     const turn = this.turn;
+    this.handedBack = false;
+    this.tookMail = false;
     if (turn === undefined || !turn.held) return [];
     const mail: MailJob[] = [];
-    this.handedBack = false;
     // Read once, and only when a dead holder left something in doubt.
     let recordedToken: number | undefined | null = null;
     const tokenInFile = () => {
@@ -412,6 +412,7 @@ export class SqliteWriter {
         turn.answer(job.ticket, job.answerBeforeCommit, true);
       } else mail.push(job);
     }
+    this.tookMail = mail.length > 0;
     return mail;
   }
 
