@@ -1,11 +1,14 @@
 import type { MetricInput, MetricsRepo } from '@repo/metrics-repo';
-import { type EventLoopDelay, runMeasured } from './measure.ts';
+import { type EventLoopDelay, type MeasureOptions, monotonicMs, runMeasured } from './measure.ts';
 import { describeError } from './scenarios/scenario.ts';
 
 export interface BurstOutcome {
   rows: number;
   failedRows: number;
   wallMs: number;
+  /** When the first write was issued and the last one settled, in {@link monotonicMs}: comparable across processes. */
+  startedAtMs: number;
+  endedAtMs: number;
   latenciesMs: Float64Array;
   firstError?: string;
 }
@@ -27,6 +30,7 @@ export async function issueBurst(
   let failedRows = 0;
   let firstError: string | undefined;
   const pending: Promise<void>[] = new Array(calls);
+  const startedAtMs = monotonicMs();
   const start = performance.now();
   for (let call = 0; call < calls; call++) {
     const issuedAt = performance.now();
@@ -48,6 +52,8 @@ export async function issueBurst(
     rows,
     failedRows,
     wallMs,
+    startedAtMs,
+    endedAtMs: monotonicMs(),
     latenciesMs: latenciesMs.subarray(0, rows),
     ...(firstError === undefined ? {} : { firstError }),
   };
@@ -57,13 +63,16 @@ export async function issueBurst(
 export async function measureInsertBurst(
   repo: Pick<MetricsRepo, 'insert'>,
   rows: readonly MetricInput[],
+  options?: MeasureOptions,
 ): Promise<BurstOutcome & EventLoopDelay> {
-  const { value, ...eventLoop } = await runMeasured(() =>
-    issueBurst(
-      rows.length,
-      () => 1,
-      (i) => repo.insert(rows[i] as MetricInput),
-    ),
+  const { value, ...eventLoop } = await runMeasured(
+    () =>
+      issueBurst(
+        rows.length,
+        () => 1,
+        (i) => repo.insert(rows[i] as MetricInput),
+      ),
+    options,
   );
   return { ...value, ...eventLoop };
 }

@@ -26,9 +26,27 @@ const timerTick = () => new Promise<void>((resolve) => setTimeout(resolve, resol
  * garbage only, whatever ran before it. Needs `--expose-gc`, which `pnpm bench`
  * and the launched processes pass; without it this does nothing.
  */
-function collectSetupGarbage(): void {
+export function collectSetupGarbage(): void {
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
+}
+
+export interface MeasureOptions {
+  /**
+   * Collect the setup's garbage first (default true). A launched process passes
+   * false and collects in its setup instead, before the barrier: there the
+   * collection would run while the other processes are already writing.
+   */
+  collectGarbage?: boolean;
+}
+
+/**
+ * Milliseconds on CLOCK_MONOTONIC, which every process of this machine shares:
+ * timings taken in different processes can be compared (`performance.now()`
+ * counts from each process's own start).
+ */
+export function monotonicMs(): number {
+  return Number(process.hrtime.bigint()) / 1e6;
 }
 
 /**
@@ -39,8 +57,11 @@ function collectSetupGarbage(): void {
  * ticks before the work starts; and a loop blocked until the very end is only
  * recorded when the next tick fires, so we wait for two ticks after it too.
  */
-export async function runMeasured<T>(work: () => Promise<T>): Promise<{ value: T } & EventLoopDelay> {
-  collectSetupGarbage();
+export async function runMeasured<T>(
+  work: () => Promise<T>,
+  { collectGarbage = true }: MeasureOptions = {},
+): Promise<{ value: T } & EventLoopDelay> {
+  if (collectGarbage) collectSetupGarbage();
   const histogram = monitorEventLoopDelay({ resolution: resolutionMs });
   histogram.enable();
   await timerTick();
