@@ -88,7 +88,8 @@ const mean = (values: number[]) => {
 for (const writers of writerCounts) {
   const runs: OneshotRun[] = [];
   const targets = sketch === 'relay' ? (['raw', 'repo', 'relay-sketch'] as const) : (['raw', 'repo'] as const);
-  for (const target of targets) runs.push(await runOneshot(target, mode, writers, { execArgv: nodeFlags, settleMs }));
+  for (const target of targets)
+    runs.push(await runOneshot(target, mode, writers, { execArgv: nodeFlags, settleMs, tracePhases: true }));
   process.stdout.write(
     `\n${writers} ${mode === 'thread' ? 'threads' : 'processes'}, one row each, WAL, released at once (${settleMs} ms after the last was ready)\n`,
   );

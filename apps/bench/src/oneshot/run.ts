@@ -44,6 +44,7 @@ export async function runOneshot(
     file,
     execArgv = [],
     settleMs = 0,
+    tracePhases = false,
   }: {
     /** The file to use (created here); by default one in a temporary directory, removed afterwards. */
     file?: string;
@@ -58,6 +59,12 @@ export async function runOneshot(
      * collections queue behind each other, and many are still unfinished 30 s after the last one is ready.
      */
     settleMs?: number;
+    /**
+     * Collect each writer's phases into `results[].phases` (default false). The phases are timed
+     * with two clock reads each, and the repository has more of them than naive code: about 0.5 ms
+     * of CPU per writer (BENCHMARKS.md, "The observer's cost"). Off, the CPU is what a user gets.
+     */
+    tracePhases?: boolean;
   } = {},
 ): Promise<OneshotRun> {
   const dir = file === undefined ? mkdtempSync(join(tmpdir(), 'oneshot-')) : undefined;
@@ -68,7 +75,7 @@ export async function runOneshot(
       entry: writerEntry,
       kind: mode,
       count: writers,
-      input: (index) => ({ path, target, index }),
+      input: (index) => ({ path, target, index, tracePhases }),
       // Threads start faster many at a time; processes only thrash two cores that way.
       startConcurrency: mode === 'thread' ? 32 : 8,
       // Starting slows as the ready processes fill memory: 822 of 1,000 were ready after 180 s (2026-12-03).

@@ -15,6 +15,8 @@ export interface OneshotInput {
   /** `relay-sketch`: the measurement sketch of a leader design (relay-sketch.ts), not the library. */
   target: 'raw' | 'repo' | 'relay-sketch';
   index: number;
+  /** Collect the phases (`phases`): a subscriber makes every phase read the clocks, on both sides. */
+  tracePhases: boolean;
 }
 
 export interface OneshotResult {
@@ -40,7 +42,7 @@ defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuM
   async run({ input, startupMs, startupCpuMs }) {
     const phases: Phase[] = [];
     const collect = (message: unknown) => phases.push(message as Phase);
-    phaseChannel.subscribe(collect);
+    if (input.tracePhases) phaseChannel.subscribe(collect);
     const start = performance.now();
     const cpu = cpuClockMs();
     let latencyMs = Number.NaN;
@@ -85,7 +87,7 @@ defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuM
           ? `${(caught as { code?: string }).code ?? caught.name}: ${caught.message}`
           : String(caught);
     } finally {
-      phaseChannel.unsubscribe(collect);
+      if (input.tracePhases) phaseChannel.unsubscribe(collect);
     }
     return {
       latencyMs,
