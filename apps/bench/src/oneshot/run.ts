@@ -60,9 +60,9 @@ export async function runOneshot(
      */
     settleMs?: number;
     /**
-     * Collect each writer's phases into `results[].phases` (default false). The phases are timed
-     * with two clock reads each, and the repository has more of them than naive code: about 0.5 ms
-     * of CPU per writer (BENCHMARKS.md, "The observer's cost"). Off, the CPU is what a user gets.
+     * Collect each writer's phases into `results[].phases` (default false). Every phase then reads
+     * the clocks, which cost 1 to 2 ms of CPU per writer, on both sides (BENCHMARKS.md, "The
+     * observer's cost"). Off, the CPU is what a user's process spends.
      */
     tracePhases?: boolean;
   } = {},
