@@ -31,7 +31,6 @@ export async function issueBurst(
   let firstError: string | undefined;
   const pending: Promise<void>[] = new Array(calls);
   const startedAtMs = monotonicMs();
-  const start = performance.now();
   for (let call = 0; call < calls; call++) {
     const issuedAt = performance.now();
     const callRows = rowsOfCall(call);
@@ -47,13 +46,13 @@ export async function issueBurst(
     );
   }
   await Promise.all(pending);
-  const wallMs = performance.now() - start;
+  const endedAtMs = monotonicMs();
   return {
     rows,
     failedRows,
-    wallMs,
+    wallMs: endedAtMs - startedAtMs,
     startedAtMs,
-    endedAtMs: monotonicMs(),
+    endedAtMs,
     latenciesMs: latenciesMs.subarray(0, rows),
     ...(firstError === undefined ? {} : { firstError }),
   };
