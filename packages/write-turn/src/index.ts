@@ -82,6 +82,7 @@ export const maxAnswerBytes = 256;
 
 interface Native {
   open(path: string): object;
+  identity(path: string): [number, number] | null;
   tryAcquire(handle: object): boolean;
   acquire(handle: object, timeoutMs: number): Promise<boolean>;
   release(handle: object): void;
@@ -115,6 +116,25 @@ export function loadWriteTurn(): { ok: true } | { ok: false; error: Error } {
     }
   }
   return native !== undefined ? { ok: true } : { ok: false, error: loadError as Error };
+}
+
+/** A file's device and inode numbers: which file a path named when it was looked at. */
+export interface FileIdentity {
+  dev: number;
+  ino: number;
+}
+
+/**
+ * The device and inode numbers of the file at `path`, the same as `fs.statSync`'s, or undefined
+ * when there is no such file. The mailbox's postings name their database by them. One `stat`
+ * call, without Node's `Stats` object, whose code a one-row process would otherwise compile for
+ * this alone. Throws when the addon is not available (see `loadWriteTurn`) or `stat` fails otherwise.
+ */
+export function fileIdentity(path: string): FileIdentity | undefined {
+  const loaded = loadWriteTurn();
+  if (!loaded.ok) throw loaded.error;
+  const found = (native as Native).identity(path);
+  return found === null ? undefined : { dev: found[0], ino: found[1] };
 }
 
 /**

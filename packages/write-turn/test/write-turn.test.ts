@@ -1,10 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { loadWriteTurn, openWriteTurn } from '../src/index.ts';
+import { fileIdentity, loadWriteTurn, openWriteTurn } from '../src/index.ts';
 
 const holderScript = new URL('./fixtures/holder.mjs', import.meta.url).pathname;
 const dirs: string[] = [];
@@ -37,6 +37,23 @@ const exited = (child: ChildProcess) =>
 describe('write turn', () => {
   it('loads here (the addon was built by pnpm install)', () => {
     expect(loadWriteTurn()).toEqual({ ok: true });
+  });
+
+  it("fileIdentity: statSync's dev and ino; another file after a replace; undefined where there is none", () => {
+    const path = turnPath().replace(/-turn$/, '');
+    // fd-safe: a plain file of the test's own, not a database
+    writeFileSync(path, 'x');
+    const { dev, ino } = statSync(path);
+    expect(fileIdentity(path)).toEqual({ dev, ino });
+    const other = `${path}.new`;
+    // fd-safe: a plain file of the test's own, not a database
+    writeFileSync(other, 'y');
+    renameSync(other, path);
+    expect(fileIdentity(path)).toEqual({ dev, ino: statSync(path).ino });
+    expect(fileIdentity(path)?.ino).not.toBe(ino);
+    expect(fileIdentity(`${path}.missing`)).toBeUndefined();
+    expect(fileIdentity(`${path}/below-a-file`)).toBeUndefined();
+    expect(() => fileIdentity('x'.repeat(5000))).toThrow(/needs a path/);
   });
 
   it('one holder at a time; a release hands the turn to a waiter', async () => {

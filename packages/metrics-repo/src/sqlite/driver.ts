@@ -1,4 +1,3 @@
-import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import {
   type MetricsDatabase,
@@ -8,6 +7,7 @@ import {
   openDatabase,
   tracePhases,
 } from '@repo/db';
+import { fileIdentity } from '@repo/write-turn';
 import { and, count, eq, gte, lt, type SQL } from 'drizzle-orm';
 import type { ResolvedSqliteOptions } from '../options.ts';
 import { WriteQueue } from '../queue.ts';
@@ -120,9 +120,10 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
  * the turn now if it was free.
  */
 function busyFile(path: string, turn: WriteTurn): FileKey | undefined {
-  const stats = statSync(path, { throwIfNoEntry: false });
-  if (turn.tryAcquire() || stats === undefined) return undefined;
-  return { dev: stats.dev, ino: stats.ino };
+  // The addon's stat, not node:fs's: a follower would compile Node's Stats code for this alone.
+  const identity = fileIdentity(path);
+  if (turn.tryAcquire() || identity === undefined) return undefined;
+  return identity;
 }
 
 interface Connection {

@@ -1,5 +1,5 @@
 import type { Synchronous } from '@repo/db';
-import { maxAnswerBytes } from '@repo/write-turn';
+import { type FileIdentity, maxAnswerBytes } from '@repo/write-turn';
 import type BetterSqlite3 from 'better-sqlite3';
 import { DatabaseError, DuplicateEventError, type MetricsRepoError } from '../errors.ts';
 import type { Job, JobOutcome } from '../queue.ts';
@@ -12,10 +12,7 @@ import { storedMetric, type ValidRow } from '../validate.ts';
  */
 
 /** The file a follower means: a holder that opened another file at that path answers with an error. */
-export interface FileKey {
-  dev: number;
-  ino: number;
-}
+export type FileKey = FileIdentity;
 
 interface Posting {
   /** dev, ino of the file the follower opened. */
@@ -99,7 +96,7 @@ function fitAnswer(build: (chars: number) => Answer): Uint8Array {
 
 /** The follower's side: its job's outcome from the holder's answer. */
 export function outcomeOf(answer: Buffer, job: Job): JobOutcome {
-  const parsed = JSON.parse(answer.toString('utf8')) as Answer;
+  const parsed = JSON.parse(answer.toString()); // UTF-8: toString()'s own path, without Node's encoding lookup as Answer;
   if ('i' in parsed) {
     if (!Array.isArray(job.rows)) return storedMetric(job.rows, parsed.i);
     return job.rows.map((row, k) => storedMetric(row, parsed.i + k));
