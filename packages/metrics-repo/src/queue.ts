@@ -146,7 +146,8 @@ export class WriteQueue {
       if (deferToNextTurn) this.defer(job, outcome);
       else settleJob(job, outcome);
     }
-    this.admitWaiters(Date.now());
+    // Callers waiting for room are rare (a full queue): most settles never need the clock.
+    if (this.waitersHead < this.waiters.length) this.admitWaiters(Date.now());
   }
 
   /** Fails every job of a batch with the same error (nothing of it was stored). */

@@ -1,5 +1,4 @@
 import type { Synchronous } from '@repo/db';
-import { Mutex } from 'async-mutex';
 import type { Job, WriteQueue } from '../queue.ts';
 import type { FileKey } from './mailbox.ts';
 import { postAndWait, settleFromAnswer, settleIfDecided } from './post.ts';
@@ -35,7 +34,14 @@ const followerMaxJobs = 8;
  * cannot hold (larger than a slot, or all 1,024 slots in use).
  */
 export class Follower {
-  private readonly mutex = new Mutex();
+  /**
+   * The drains, one after the other (each posts the queue's next job and waits for its answer),
+   * and how many are under way or waiting. A chain of promises rather than the writer's
+   * async-mutex: a one-row process compiles each function it calls once, and a follower's whole
+   * path is one job (BENCHMARKS.md, "The follower's path, compiled").
+   */
+  private drains: Promise<void> = Promise.resolve();
+  private pendingDrains = 0;
   private drainScheduled = false;
   private writer: ConnectedWriter | undefined;
   private closed = false;
@@ -58,10 +64,18 @@ export class Follower {
 
   /** Commits (or fails) everything it was given; the backend then closes the writer or the turn. */
   async close(): Promise<void> {
-    await this.mutex.runExclusive(async () => {
-      await this.drain();
-      this.closed = true;
+    await this.afterOtherDrains(() => this.drain());
+    this.closed = true;
+  }
+
+  /** Runs `drain` once every drain before it has ended: two never take jobs from the queue at once. */
+  private afterOtherDrains(drain: () => Promise<void>): Promise<void> {
+    this.pendingDrains += 1;
+    const run = this.drains.then(drain).finally(() => {
+      this.pendingDrains -= 1;
     });
+    this.drains = run.catch(() => undefined);
+    return run;
   }
 
   /**
@@ -77,7 +91,7 @@ export class Follower {
     const fullBatch = queuedRows >= this.maxBatchRows && queuedRows > followerMaxRows;
     if (fullBatch && !this.triedConnectNow && this.writer === undefined && !this.closed) {
       this.triedConnectNow = true;
-      if (!this.mutex.isLocked()) {
+      if (this.pendingDrains === 0) {
         try {
           this.writer = this.connectNow();
           if (this.writer !== undefined) {
@@ -95,15 +109,14 @@ export class Follower {
   private scheduleDrain(): void {
     if (this.drainScheduled || this.writer !== undefined) return;
     this.drainScheduled = true;
-    // setImmediate, as the writer does: inserts of the same turn of the event loop share a posting round.
-    setImmediate(() => {
-      void this.mutex
-        .runExclusive(() => this.drain())
-        .finally(() => {
-          this.drainScheduled = false;
-          if (this.queue.hasJobs && this.writer === undefined && !this.closed) this.scheduleDrain();
-        });
-    });
+    // After the caller's synchronous code (a loop of inserts shares one drain), on a microtask
+    // rather than the writer's setImmediate: a one-row process then never sets up Node's timers.
+    void Promise.resolve()
+      .then(() => this.afterOtherDrains(() => this.drain()))
+      .finally(() => {
+        this.drainScheduled = false;
+        if (this.queue.hasJobs && this.writer === undefined && !this.closed) this.scheduleDrain();
+      });
   }
 
   private async drain(): Promise<void> {
