@@ -31,7 +31,7 @@
 
 #ifdef __linux__
 
-#define TURN_MAGIC 0x326e727554ULL /* "Turn2" */
+#define TURN_MAGIC 0x336e727554ULL /* "Turn3" */
 #define BOOT_ID_SIZE 40
 #define SLOT_COUNT 1024
 #define SLOT_SIZE 1024
@@ -54,6 +54,10 @@ typedef struct {
   pthread_mutex_t mutex;
   /* Futex word: bumped whenever answers are written or the turn is released. */
   uint32_t generation;
+  /* Futex word: bumped at every post, for a holder waiting for one (awaitPost); and how many
+     threads sleep on it, so that a poster makes the wake-up call only when someone waits. */
+  uint32_t posts;
+  uint32_t post_waiters;
   uint32_t state[SLOT_COUNT];
   uint32_t serial[SLOT_COUNT];
   /* Who posted: its process (and that process's PID namespace: a pid means nothing in another
@@ -79,9 +83,9 @@ static shared_slot *slot_at(shared_turn *s, uint32_t index) {
 }
 
 enum owner { OWNER_NONE, OWNER_CALLER, OWNER_WAITER };
-enum command { CMD_NONE, CMD_ACQUIRE, CMD_AWAIT, CMD_RELEASE, CMD_STOP };
+enum command { CMD_NONE, CMD_ACQUIRE, CMD_AWAIT, CMD_AWAIT_POST, CMD_RELEASE, CMD_STOP };
 /* What an await() resolves with. */
-enum awaited { AWAIT_TIMEOUT, AWAIT_TURN, AWAIT_ANSWER, AWAIT_QUIET };
+enum awaited { AWAIT_TIMEOUT, AWAIT_TURN, AWAIT_ANSWER, AWAIT_QUIET, AWAIT_POSTED };
 
 typedef struct {
   shared_turn *shared;
@@ -112,6 +116,9 @@ typedef struct {
   uint32_t await_serial;
   long long await_quiet_ns;
   int awaiting;
+  /* The pending wait is an awaitPost (it settles true or false), and whether it was cut short. */
+  int awaiting_post;
+  int post_wait_interrupted;
   napi_threadsafe_function tsfn;
   napi_deferred deferred;
   napi_env env;
@@ -329,6 +336,42 @@ static int await_answer_or_turn(turn *t, const struct timespec *until) {
   }
 }
 
+static int any_posted(shared_turn *s) {
+  for (uint32_t i = 0; i < SLOT_COUNT; i++)
+    if (__atomic_load_n(&s->state[i], __ATOMIC_ACQUIRE) == SLOT_POSTED) return 1;
+  return 0;
+}
+
+/*
+ * A holder's wait for the next post, on its own thread: sleeps on the posts word until a post
+ * bumps it, the time is up, or release/close cut it short. One sleep instead of a poll on
+ * timers: each timer wake-up costs a process about 0.2 ms of CPU here, and a holder lingering
+ * for 1 s polled 100 times (BENCHMARKS.md, "A holder's linger, in the kernel").
+ */
+static int await_post(turn *t, const struct timespec *until) {
+  shared_turn *s = t->shared;
+  for (;;) {
+    uint32_t seen = __atomic_load_n(&s->posts, __ATOMIC_SEQ_CST);
+    if (any_posted(s)) return AWAIT_POSTED;
+    if (__atomic_load_n(&t->post_wait_interrupted, __ATOMIC_ACQUIRE)) return AWAIT_TIMEOUT;
+    long long left = ns_until(until);
+    if (left <= 0) return AWAIT_TIMEOUT;
+    struct timespec timeout = {left / 1000000000LL, left % 1000000000LL};
+    /* Counted before the word is checked again (by the kernel): a poster that bumps it after
+       that check sees this waiter and wakes it. */
+    __atomic_add_fetch(&s->post_waiters, 1, __ATOMIC_SEQ_CST);
+    futex(&s->posts, FUTEX_WAIT, seen, &timeout);
+    __atomic_sub_fetch(&s->post_waiters, 1, __ATOMIC_SEQ_CST);
+  }
+}
+
+/* Cuts a pending awaitPost short (it settles false): the word moves, so the sleeper wakes. */
+static void interrupt_post_wait(turn *t) {
+  __atomic_store_n(&t->post_wait_interrupted, 1, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&t->shared->posts, 1, __ATOMIC_SEQ_CST);
+  futex(&t->shared->posts, FUTEX_WAKE, INT32_MAX, NULL);
+}
+
 static void drop_map(turn *t) {
   if (__atomic_sub_fetch(&t->map_refs, 1, __ATOMIC_ACQ_REL) == 0) munmap(t->shared, TURN_FILE_SIZE);
 }
@@ -363,6 +406,8 @@ static void *waiter_main(void *arg) {
     int held;
     if (command == CMD_AWAIT) {
       held = await_answer_or_turn(t, &until);
+    } else if (command == CMD_AWAIT_POST) {
+      held = await_post(t, &until);
     } else {
       /* CMD_ACQUIRE: sleep in the kernel until the turn is ours or the time is up. No polling:
          a sleeping thread woken every few ms costs a cold process about 0.25 ms of CPU each time. */
@@ -370,15 +415,17 @@ static void *waiter_main(void *arg) {
     }
     pthread_mutex_lock(&t->control);
     t->waiting = 0;
+    pthread_cond_broadcast(&t->done);
     if (t->closed) {
-      /* Closed while this thread slept: nobody waits for the answer, and the thread cleans up. */
-      if (held == AWAIT_TURN) unlock_turn(t->shared);
+      /* Closed while this thread slept: nobody waits for the answer, and the thread cleans up
+         (letting go of the turn it took, or held while it waited for a post). */
+      if (held == AWAIT_TURN || t->thread_holds) unlock_turn(t->shared);
       pthread_mutex_unlock(&t->control);
       drop_map(t);
       release_ref(t);
       return NULL;
     }
-    t->thread_holds = held == AWAIT_TURN;
+    if (command != CMD_AWAIT_POST) t->thread_holds = held == AWAIT_TURN;
     napi_call_threadsafe_function(t->tsfn, (void *)(intptr_t)held, napi_tsfn_nonblocking);
   }
   if (t->thread_holds) unlock_turn(t->shared);
@@ -399,6 +446,7 @@ static void settle_acquire(napi_env env, napi_value js_callback, void *context, 
   napi_unref_threadsafe_function(env, t->tsfn);
   napi_value result;
   if (t->awaiting) napi_create_int32(env, outcome, &result);
+  else if (t->awaiting_post) napi_get_boolean(env, outcome == AWAIT_POSTED, &result);
   else napi_get_boolean(env, outcome == AWAIT_TURN, &result);
   napi_resolve_deferred(env, deferred, result);
 }
@@ -436,7 +484,11 @@ static void close_turn(turn *t) {
   if (t->thread_started) {
     pthread_mutex_lock(&t->control);
     t->closed = 1;
-    if (t->waiting) {
+    if (t->waiting && t->awaiting_post) {
+      /* A holder waiting for a post: woken now, it lets go of the turn and exits (joined below),
+         so that the turn is free once close returns. */
+      interrupt_post_wait(t);
+    } else if (t->waiting) {
       handed = 1;
       pthread_detach(t->thread);
     } else {
@@ -590,7 +642,6 @@ static napi_value js_try_acquire(napi_env env, napi_callback_info info) {
 
 /* Starts the waiting thread's next wait (`command`); the promise settles from settle_acquire. */
 static napi_value start_wait(napi_env env, turn *t, double timeout_ms, enum command command) {
-  if (!is_idle(env, t)) return NULL;
   if (t->tsfn == NULL) {
     napi_value name;
     CHECK(napi_create_string_utf8(env, "write-turn", NAPI_AUTO_LENGTH, &name));
@@ -610,6 +661,8 @@ static napi_value start_wait(napi_env env, turn *t, double timeout_ms, enum comm
   napi_value promise;
   CHECK(napi_create_promise(env, &t->deferred, &promise));
   t->awaiting = command == CMD_AWAIT;
+  t->awaiting_post = command == CMD_AWAIT_POST;
+  t->post_wait_interrupted = 0;
   /* A pending wait keeps the process alive, as a timer would. */
   napi_ref_threadsafe_function(env, t->tsfn);
   struct timespec until;
@@ -640,8 +693,35 @@ static napi_value js_acquire(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   turn *t = unwrap(env, argv[0]);
   double timeout_ms;
-  if (t == NULL || !timeout_arg(env, argv[1], &timeout_ms)) return NULL;
+  if (t == NULL || !timeout_arg(env, argv[1], &timeout_ms) || !is_idle(env, t)) return NULL;
   return start_wait(env, t, timeout_ms, CMD_ACQUIRE);
+}
+
+/* awaitPost(handle, timeoutMs): the holder's wait for a post; a promise of true once one is there,
+   false if the time ran out or the turn was released or closed meanwhile. */
+static napi_value js_await_post(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  turn *t = unwrap(env, argv[0]);
+  double timeout_ms;
+  if (t == NULL || !timeout_arg(env, argv[1], &timeout_ms)) return NULL;
+  if (t->owner == OWNER_NONE || t->deferred != NULL) {
+    napi_throw_error(env, NULL, "write-turn: awaitPost needs the turn held, and no other wait pending");
+    return NULL;
+  }
+  return start_wait(env, t, timeout_ms, CMD_AWAIT_POST);
+}
+
+/* stopAwaitingPost(handle): ends a pending awaitPost at once (it settles false); no-op without one. */
+static napi_value js_stop_awaiting_post(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  turn *t = unwrap(env, argv[0]);
+  if (t == NULL) return NULL;
+  if (t->deferred != NULL && t->awaiting_post) interrupt_post_wait(t);
+  return NULL;
 }
 
 /* A ticket names a slot and its use: index * 2^32 + serial, exact in a double. */
@@ -680,6 +760,7 @@ static napi_value js_await(napi_env env, napi_callback_info info) {
   t->await_quiet_ns = (long long)(quiet_ms * 1e6);
   t->await_index = index;
   t->await_serial = serial;
+  if (!is_idle(env, t)) return NULL;
   return start_wait(env, t, timeout_ms, CMD_AWAIT);
 }
 
@@ -730,6 +811,8 @@ static napi_value js_post(napi_env env, napi_callback_info info) {
     slot->payload_length = (uint32_t)length;
     slot->answer_length = 0;
     __atomic_store_n(&s->state[i], SLOT_POSTED, __ATOMIC_RELEASE);
+    __atomic_add_fetch(&s->posts, 1, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&s->post_waiters, __ATOMIC_SEQ_CST) > 0) futex(&s->posts, FUTEX_WAKE, INT32_MAX, NULL);
     return ticket_value(env, i, serial);
   }
   return none;
@@ -931,6 +1014,13 @@ static napi_value js_release(napi_env env, napi_callback_info info) {
   CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   turn *t = unwrap(env, argv[0]);
   if (t == NULL) return NULL;
+  if (t->deferred != NULL && t->awaiting_post) {
+    /* Waiting for a post is the holder's alone: the wait ends first (it settles false). */
+    interrupt_post_wait(t);
+    pthread_mutex_lock(&t->control);
+    while (t->command == CMD_AWAIT_POST || t->waiting) pthread_cond_wait(&t->done, &t->control);
+    pthread_mutex_unlock(&t->control);
+  }
   if (t->owner == OWNER_CALLER) {
     unlock_turn(t->shared);
   } else if (t->owner == OWNER_WAITER) {
@@ -977,6 +1067,9 @@ static napi_value js_unsupported(napi_env env, napi_callback_info info) {
 #define js_untake js_unsupported
 #define js_announce js_unsupported
 #define js_posted js_unsupported
+#define js_await_post js_unsupported
+#define js_stop_awaiting_post js_unsupported
+#define js_identity js_unsupported
 #endif
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -985,6 +1078,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"identity", NULL, js_identity, NULL, NULL, NULL, napi_default, NULL},
       {"tryAcquire", NULL, js_try_acquire, NULL, NULL, NULL, napi_default, NULL},
       {"acquire", NULL, js_acquire, NULL, NULL, NULL, napi_default, NULL},
+      {"awaitPost", NULL, js_await_post, NULL, NULL, NULL, napi_default, NULL},
+      {"stopAwaitingPost", NULL, js_stop_awaiting_post, NULL, NULL, NULL, napi_default, NULL},
       {"release", NULL, js_release, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
       {"await", NULL, js_await, NULL, NULL, NULL, napi_default, NULL},

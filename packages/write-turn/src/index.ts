@@ -61,6 +61,14 @@ export interface WriteTurn {
   untake(ticket: Ticket): void;
   /** How many posted payloads wait for a holder (a scan of 4 KiB). */
   posted(): number;
+  /**
+   * Holder only: sleeps off the JavaScript thread until a payload is posted (true; then
+   * {@link take} it), `timeoutMs` passed, or this handle released or closed the turn meanwhile
+   * (false). One sleep in the kernel, where polling `posted()` on a timer wakes the process each time.
+   */
+  awaitPost(timeoutMs: number): Promise<boolean>;
+  /** Ends a pending {@link awaitPost} at once (it settles false): the holder has work of its own. No-op without one. */
+  stopAwaitingPost(): void;
   /** Counts an answer round: every poster's `quietMs` restarts (a final answer itself wakes its poster). */
   announce(): void;
 }
@@ -85,6 +93,8 @@ interface Native {
   identity(path: string): [number, number] | null;
   tryAcquire(handle: object): boolean;
   acquire(handle: object, timeoutMs: number): Promise<boolean>;
+  awaitPost(handle: object, timeoutMs: number): Promise<boolean>;
+  stopAwaitingPost(handle: object): void;
   release(handle: object): void;
   close(handle: object): void;
   await(handle: object, ticket: number, timeoutMs: number, quietMs: number): Promise<0 | 1 | 2 | 3>;
@@ -189,5 +199,7 @@ export function openWriteTurn(path: string): WriteTurn {
     untake: (ticket) => addon.untake(handle, ticket),
     announce: () => addon.announce(handle),
     posted: () => addon.posted(handle),
+    awaitPost: (timeoutMs) => addon.awaitPost(handle, Math.max(0, timeoutMs)),
+    stopAwaitingPost: () => addon.stopAwaitingPost(handle),
   };
 }

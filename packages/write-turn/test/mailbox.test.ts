@@ -128,6 +128,72 @@ describe('write turn mailbox', () => {
     expect(holder.take()).toEqual([]);
   });
 
+  it('awaitPost: a post from another process wakes the holder (long before its 60 s timeout), the event loop free meanwhile', {
+    timeout: 15_000,
+  }, async () => {
+    const path = turnPath();
+    const [holder] = openHandles(1, path) as [WriteTurn];
+    expect(holder.tryAcquire()).toBe(true);
+    const stopWatching = watchLoop();
+    const waiting = holder.awaitPost(60_000);
+    await sleep(100);
+    expect(await settled(waiting)).toBe(false);
+    const peer = startPeer(path, 'post', 'from afar');
+    const ticket = Number(await said(peer, 'ticket'));
+    expect(await waiting).toBe(true);
+    const { longest, ticks } = stopWatching();
+    expect(ticks).toBeGreaterThan(10);
+    expect(longest).toBeLessThan(1_000);
+    expect(holder.take().map((entry) => entry.ticket)).toEqual([ticket]);
+    // Something already posted: true at once; the turn is still held throughout.
+    const [poster] = openHandles(1, path) as [WriteTurn];
+    poster.post(bytes('here already'));
+    expect(await holder.awaitPost(60_000)).toBe(true);
+    expect(holder.held).toBe(true);
+  });
+
+  it('awaitPost: false when the time runs out; refused without the turn or beside another wait', async () => {
+    const [holder, other] = openHandles(2) as [WriteTurn, WriteTurn];
+    expect(() => other.awaitPost(10)).toThrow(/needs the turn held/);
+    expect(holder.tryAcquire()).toBe(true);
+    expect(await holder.awaitPost(50)).toBe(false);
+    const first = holder.awaitPost(5_000);
+    expect(() => holder.awaitPost(10)).toThrow(/no other wait pending/);
+    other.post(bytes('x'));
+    expect(await first).toBe(true);
+    holder.take();
+    expect(await holder.awaitPost(-1)).toBe(false); // clamped to 0, like the other waits
+    const cut = holder.awaitPost(60_000);
+    await sleep(50);
+    holder.stopAwaitingPost(); // the holder has rows of its own to commit
+    expect(await cut).toBe(false);
+    expect(holder.held).toBe(true);
+    holder.stopAwaitingPost(); // nothing pending: nothing happens
+  });
+
+  for (const how of ['tryAcquire', 'acquire'] as const) {
+    it(`awaitPost cut short by release() and by close() (turn taken with ${how}): false, and the turn is free at once`, {
+      timeout: 15_000,
+    }, async () => {
+      const [holder, other] = openHandles(2) as [WriteTurn, WriteTurn];
+      const take = () => (how === 'tryAcquire' ? holder.tryAcquire() : holder.acquire(1_000));
+      expect(await take()).toBe(true);
+      let waiting = holder.awaitPost(60_000);
+      await sleep(50);
+      holder.release();
+      expect(other.tryAcquire()).toBe(true);
+      expect(await waiting).toBe(false);
+      other.release();
+
+      expect(await take()).toBe(true);
+      waiting = holder.awaitPost(60_000);
+      await sleep(50);
+      holder.close();
+      expect(other.tryAcquire()).toBe(true);
+      expect(await waiting).toBe(false);
+    });
+  }
+
   it("awaitAnswer resolves 'turn' when nobody holds the turn, and the handle then holds it", {
     timeout: 10_000,
   }, async () => {

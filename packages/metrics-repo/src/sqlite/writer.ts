@@ -34,7 +34,6 @@ const holderServesForMs = 3000;
  */
 const holderServesOverloadedMs = 30_000;
 const holderLingersOverloadedMs = 1000;
-const lingerPollMs = 10;
 
 // Column names come from the schema, so the statement cannot drift from the table.
 const insertColumns = [metrics.name, metrics.value, metrics.recordedAt, metrics.labels, metrics.eventId];
@@ -64,6 +63,8 @@ export class SqliteWriter {
    */
   private contended = false;
   private servingMailbox = false;
+  /** Waiting for a post with the turn held (postedWhileOverloaded): a job of this writer's own ends the wait. */
+  private lingering = false;
   private bypassTurnOnce = false;
   private servingSince: number | undefined;
   /** The last transaction handed jobs back to the mailbox (another `synchronous`): they wait for another holder. */
@@ -149,6 +150,7 @@ export class SqliteWriter {
   }
 
   private jobsAdded(queuedRows: number): void {
+    if (this.lingering) this.turn?.stopAwaitingPost();
     if (
       queuedRows >= this.maxBatchRows &&
       queuedRows >= this.inlineRetryAt &&
@@ -292,19 +294,21 @@ export class SqliteWriter {
 
   /**
    * Nothing posted: on an overloaded machine, and when the last transaction carried posted rows
-   * (others are posting), waits a moment for a post (on a timer, the event loop free) rather than
-   * hand the turn on. True when one came; false at once when the writer has rows of its own to
-   * commit (its drain loop goes on, holding the turn or not).
+   * (others are posting), waits a moment for a post rather than hand the turn on. In the kernel
+   * (the turn's awaitPost), the event loop free: a poll on a 10 ms timer cost a one-row holder
+   * 20 to 28 ms of CPU per second of waiting (BENCHMARKS.md, "A holder's linger, in the kernel").
+   * True when one came; false when the time is up, or at once when the writer has rows of its own
+   * to commit (jobsAdded ends the wait; its drain loop goes on, holding the turn or not).
    */
   private async postedWhileOverloaded(): Promise<boolean> {
     const turn = this.turn as WriteTurn;
     if (!this.tookMail || this.queue.hasJobs || !machineOverloaded()) return false;
-    const until = Date.now() + holderLingersOverloadedMs;
-    while (Date.now() < until && !this.queue.hasJobs && this.connectionOpen) {
-      await sleep(lingerPollMs);
-      if (turn.posted() > 0) return true;
+    this.lingering = true;
+    try {
+      return (await turn.awaitPost(holderLingersOverloadedMs)) && !this.queue.hasJobs;
+    } finally {
+      this.lingering = false;
     }
-    return false;
   }
 
   /**
