@@ -55,7 +55,8 @@ typedef struct {
   /* Futex word: bumped whenever answers are written or the turn is released. */
   uint32_t generation;
   /* Futex word: bumped at every post, for a holder waiting for one (awaitPost); and how many
-     threads sleep on it, so that a poster makes the wake-up call only when someone waits. */
+     threads sleep on it, so that a poster makes the wake-up call only when someone waits (a holder
+     killed in its sleep stays counted: posters then make that call for nothing, which is harmless). */
   uint32_t posts;
   uint32_t post_waiters;
   uint32_t state[SLOT_COUNT];
