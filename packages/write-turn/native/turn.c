@@ -556,18 +556,24 @@ static turn *unwrap(napi_env env, napi_value value) {
   return t;
 }
 
-/* open(path): a handle. */
-static napi_value js_open(napi_env env, napi_callback_info info) {
+/* The call's one argument, a path, into `path` with `spare` bytes left over; otherwise throws `usage`. */
+static int path_arg(napi_env env, napi_callback_info info, char *path, size_t size, size_t spare, const char *usage) {
   size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  char path[4096];
   size_t length;
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &length) != napi_ok ||
-      length >= sizeof path - 64) {
-    napi_throw_type_error(env, NULL, "write-turn: open(path) needs a path");
-    return NULL;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 ||
+      napi_get_value_string_utf8(env, argv[0], path, size, &length) != napi_ok || length >= size - spare) {
+    napi_throw_type_error(env, NULL, usage);
+    return 0;
   }
+  return 1;
+}
+
+/* open(path): a handle. */
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  char path[4096];
+  /* Room for the suffix of the temporary file a new turn file is created under. */
+  if (!path_arg(env, info, path, sizeof path, 64, "write-turn: open(path) needs a path")) return NULL;
   char error[4400];
   shared_turn *shared = open_turn(path, error, sizeof error);
   if (shared == NULL) {
@@ -595,16 +601,8 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
    when there is none. One stat(2): Node's statSync builds a Stats object, which a one-row process
    pays for in compilation. */
 static napi_value js_identity(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
   char path[4096];
-  size_t length;
-  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &length) != napi_ok ||
-      length >= sizeof path - 1) {
-    napi_throw_type_error(env, NULL, "write-turn: identity(path) needs a path");
-    return NULL;
-  }
+  if (!path_arg(env, info, path, sizeof path, 1, "write-turn: identity(path) needs a path")) return NULL;
   struct stat stats;
   napi_value result;
   if (stat(path, &stats) != 0) {

@@ -128,6 +128,13 @@ export function loadWriteTurn(): { ok: true } | { ok: false; error: Error } {
   return native !== undefined ? { ok: true } : { ok: false, error: loadError as Error };
 }
 
+/** The addon, loaded now if it was not; throws why it cannot be (see `loadWriteTurn`). */
+function loadedAddon(): Native {
+  const loaded = loadWriteTurn();
+  if (!loaded.ok) throw loaded.error;
+  return native as Native;
+}
+
 /** A file's device and inode numbers: which file a path named when it was looked at. */
 export interface FileIdentity {
   dev: number;
@@ -141,9 +148,7 @@ export interface FileIdentity {
  * this alone. Throws when the addon is not available (see `loadWriteTurn`) or `stat` fails otherwise.
  */
 export function fileIdentity(path: string): FileIdentity | undefined {
-  const loaded = loadWriteTurn();
-  if (!loaded.ok) throw loaded.error;
-  const found = (native as Native).identity(path);
+  const found = loadedAddon().identity(path);
   return found === null ? undefined : { dev: found[0], ino: found[1] };
 }
 
@@ -153,9 +158,7 @@ export function fileIdentity(path: string): FileIdentity | undefined {
  * addon is not available (see `loadWriteTurn`) or the file cannot be created.
  */
 export function openWriteTurn(path: string): WriteTurn {
-  const loaded = loadWriteTurn();
-  if (!loaded.ok) throw loaded.error;
-  const addon = native as Native;
+  const addon = loadedAddon();
   const handle = addon.open(path);
   let held = false;
   let closed = false;
