@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { fileIdentity, loadWriteTurn, openWriteTurn } from '../src/index.ts';
 
 const holderScript = new URL('./fixtures/holder.mjs', import.meta.url).pathname;
+const workerOnlyScript = new URL('./fixtures/worker-only.mjs', import.meta.url).pathname;
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -131,6 +132,28 @@ describe('write turn', () => {
     await worker.terminate();
     expect(await waiting).toBe(true);
     turn.close();
+  });
+
+  it('a waiting thread left behind by the last worker that loaded the addon does not crash the process', async () => {
+    // Node unloads an addon when the last environment that loaded it ends; a waiting thread that
+    // close() left asleep in the kernel (detached) then woke up in unmapped code: SIGSEGV, seen in
+    // `phases --mode thread` (the launcher's main thread never loads the addon).
+    const path = turnPath();
+    const turn = openWriteTurn(path);
+    expect(turn.tryAcquire()).toBe(true);
+    const child = spawn(process.execPath, [workerOnlyScript, path, '300'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    children.push(child);
+    let output = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+      child.on('exit', (exitCode, exitSignal) => resolve([exitCode, exitSignal])),
+    );
+    turn.close();
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+    expect(output).toContain('worker exited, addon still mapped: true');
+    expect(output).toContain('done');
   });
 
   it('20 processes opening a fresh turn file at once share one turn: their holds never overlap', async () => {
