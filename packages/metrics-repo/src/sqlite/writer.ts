@@ -34,6 +34,13 @@ const holderServesForMs = 3000;
  */
 const holderServesOverloadedMs = 30_000;
 const holderLingersOverloadedMs = 1000;
+/**
+ * On a machine that is not overloaded, a holder whose last transaction carried posted rows still
+ * waits this long for the next post (in the kernel, for nothing: see postedSoon). Handing the turn
+ * on makes the next poster open the file first, while the others wait: in 100 worker threads that
+ * open took 40 to 170 ms and happened two or three times a run (`phases --mode thread`).
+ */
+const holderLingersMs = 150;
 
 // Column names come from the schema, so the statement cannot drift from the table.
 const insertColumns = [metrics.name, metrics.value, metrics.recordedAt, metrics.labels, metrics.eventId];
@@ -63,7 +70,7 @@ export class SqliteWriter {
    */
   private contended = false;
   private servingMailbox = false;
-  /** Waiting for a post with the turn held (postedWhileOverloaded): a job of this writer's own ends the wait. */
+  /** Waiting for a post with the turn held (postedSoon): a job of this writer's own ends the wait. */
   private lingering = false;
   private bypassTurnOnce = false;
   private servingSince: number | undefined;
@@ -276,7 +283,7 @@ export class SqliteWriter {
    */
   private async keepServing(): Promise<boolean> {
     const turn = this.turn as WriteTurn;
-    if (turn.posted() === 0 && !(await this.postedWhileOverloaded())) {
+    if (turn.posted() === 0 && !(await this.postedSoon())) {
       this.servingSince = undefined;
       return false;
     }
@@ -293,19 +300,20 @@ export class SqliteWriter {
   }
 
   /**
-   * Nothing posted: on an overloaded machine, and when the last transaction carried posted rows
-   * (others are posting), waits a moment for a post rather than hand the turn on. In the kernel
-   * (the turn's awaitPost), the event loop free: a poll on a 10 ms timer cost a one-row holder
-   * 20 to 28 ms of CPU per second of waiting (BENCHMARKS.md, "A holder's linger, in the kernel").
-   * True when one came; false when the time is up, or at once when the writer has rows of its own
-   * to commit (jobsAdded ends the wait; its drain loop goes on, holding the turn or not).
+   * Nothing posted: when the last transaction carried posted rows (others are posting), waits a
+   * moment for a post rather than hand the turn on: 150 ms, or 1 s on an overloaded machine. In
+   * the kernel (the turn's awaitPost), the event loop free: a poll on a 10 ms timer cost a one-row
+   * holder 20 to 28 ms of CPU per second of waiting (BENCHMARKS.md, "A holder's linger, in the
+   * kernel"). True when one came; false when the time is up, or at once when the writer has rows
+   * of its own to commit (jobsAdded ends the wait; its drain loop goes on, holding the turn or not).
    */
-  private async postedWhileOverloaded(): Promise<boolean> {
+  private async postedSoon(): Promise<boolean> {
     const turn = this.turn as WriteTurn;
-    if (!this.tookMail || this.queue.hasJobs || !machineOverloaded()) return false;
+    if (!this.tookMail || this.queue.hasJobs) return false;
     this.lingering = true;
     try {
-      return (await turn.awaitPost(holderLingersOverloadedMs)) && !this.queue.hasJobs;
+      const lingerMs = machineOverloaded() ? holderLingersOverloadedMs : holderLingersMs;
+      return (await turn.awaitPost(lingerMs)) && !this.queue.hasJobs;
     } finally {
       this.lingering = false;
     }
