@@ -36,9 +36,9 @@ const holderServesOverloadedMs = 30_000;
 const holderLingersOverloadedMs = 1000;
 /**
  * On a machine that is not overloaded, a holder whose last transaction carried posted rows still
- * waits this long for the next post (in the kernel, for nothing: see postedSoon). Handing the turn
- * on makes the next poster open the file first, while the others wait: in 100 worker threads that
- * open took 40 to 170 ms and happened two or three times a run (`phases --mode thread`).
+ * waits this long for the next post (asleep in the kernel: see postedSoon). Handing the turn on
+ * makes the next poster open the file first, while the others' rows wait: in 100 worker threads
+ * that open took 38 to 185 ms, two to four times a run (BENCHMARKS.md, "Worker threads: a crash").
  */
 const holderLingersMs = 150;
 
