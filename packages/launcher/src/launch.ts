@@ -20,7 +20,10 @@ export interface LaunchOptions<Input, Progress> {
   onProgress?: (index: number, data: Progress) => void;
   /** Called when a worker becomes ready (for progress bars). */
   onReady?: (index: number) => void;
-  /** Extra Node flags for child processes (default: none). */
+  /**
+   * Extra Node flags for child processes (default: none). Worker threads get none either, not even
+   * the launching process's own (a Worker inherits them unless told otherwise).
+   */
   execArgv?: string[];
   bundle?: BundleOptions;
 }
@@ -124,7 +127,11 @@ export async function launch<Input, Result, Progress = never>(
           onExit(signal === null ? `exited with code ${code}` : `was killed by ${signal}`),
         );
       } else {
-        const worker = new Worker(file);
+        // The bundle is plain JavaScript: a thread needs none of the launching process's flags, which a
+        // Worker inherits by default. Under `tsx` that is its TypeScript loader, loaded again in every
+        // thread: 190 ms of CPU per thread and twice the start-up time (BENCHMARKS.md, "Threads that
+        // loaded tsx"). V8's flags are the process's anyway.
+        const worker = new Worker(file, { execArgv: [] });
         slot.send = (message) => worker.postMessage(message);
         slot.kill = () => void worker.terminate();
         worker.on('message', onMessage);

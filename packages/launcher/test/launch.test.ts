@@ -1,10 +1,11 @@
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { launch, type WorkerKind } from '../src/index.ts';
 import type { EchoInput } from './fixtures/echo-worker.ts';
 
 const entry = join(import.meta.dirname, 'fixtures', 'echo-worker.ts');
-type EchoResult = { index: number; pid: number; threadId: number; releasedAt: number };
+type EchoResult = { index: number; pid: number; threadId: number; releasedAt: number; execArgv: string[] };
 
 describe.each<WorkerKind>(['process', 'thread'])('launch (%s)', (kind) => {
   it('starts every worker, holds them at the barrier, and collects their results and progress', async () => {
@@ -75,5 +76,21 @@ describe.each<WorkerKind>(['process', 'thread'])('launch (%s)', (kind) => {
     await fleet.terminate();
     const outcomes = await running;
     expect(outcomes.map((outcome) => outcome.ok)).toEqual([false, false]);
+  });
+});
+
+describe('launch (thread) under a TypeScript loader', () => {
+  it("gives threads none of the launching process's Node flags: the bundle needs no loader", () => {
+    // A Worker inherits its parent's flags by default: under tsx, the loader again in every thread.
+    const printed = execFileSync(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'launches-one-thread.ts')],
+      {
+        cwd: import.meta.dirname,
+        encoding: 'utf8',
+        timeout: 60_000,
+      },
+    );
+    expect(JSON.parse(printed)).toEqual([]);
   });
 });
