@@ -24,6 +24,7 @@ describe.each<WorkerKind>(['process', 'thread'])('launch (%s)', (kind) => {
     for (const outcome of outcomes) {
       if (!outcome.ok) throw new Error('unexpected failure');
       expect(outcome.result.releasedAt).toBeGreaterThanOrEqual(releasedAfter);
+      expect(outcome.result.execArgv).toEqual([]);
       if (kind === 'process') expect(outcome.result.pid).not.toBe(process.pid);
       else expect(outcome.result.threadId).toBeGreaterThan(0);
     }
