@@ -2,10 +2,9 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { launch, type WorkerKind } from '../src/index.ts';
-import type { EchoInput } from './fixtures/echo-worker.ts';
+import type { EchoInput, EchoResult } from './fixtures/echo-worker.ts';
 
 const entry = join(import.meta.dirname, 'fixtures', 'echo-worker.ts');
-type EchoResult = { index: number; pid: number; threadId: number; releasedAt: number; execArgv: string[] };
 
 describe.each<WorkerKind>(['process', 'thread'])('launch (%s)', (kind) => {
   it('starts every worker, holds them at the barrier, and collects their results and progress', async () => {
