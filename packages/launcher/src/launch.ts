@@ -46,6 +46,12 @@ export interface Fleet<Result> {
   kill(index: number, signal?: NodeJS.Signals): void;
   /** Kills every worker still running. */
   terminate(): Promise<void>;
+  /**
+   * Resolves true once every worker has ended (its process closed, its thread exited), or false
+   * when `timeoutMs` passed first (default: no limit). A worker's result arrives before it is gone;
+   * a thread's isolate is torn down after, in the launching process, on its CPU.
+   */
+  exited(options?: { timeoutMs?: number }): Promise<boolean>;
 }
 
 interface Slot<Result> {
@@ -56,6 +62,8 @@ interface Slot<Result> {
   /** Everyone waiting for this worker's outcome (run() and terminate() may both wait). */
   onOutcome: (() => void)[];
   ready: boolean;
+  /** Settles once the process closed or the thread exited. */
+  gone: Promise<void>;
 }
 
 /**
@@ -80,7 +88,11 @@ export async function launch<Input, Result, Progress = never>(
 
   const startOne = (index: number) =>
     new Promise<void>((resolveStarted) => {
-      const slot: Slot<Result> = { index, ready: false, send: () => {}, kill: () => {}, onOutcome: [] };
+      let markGone = () => {};
+      const gone = new Promise<void>((resolveGone) => {
+        markGone = resolveGone;
+      });
+      const slot: Slot<Result> = { index, ready: false, send: () => {}, kill: () => {}, onOutcome: [], gone };
       slots[index] = slot;
       const onMessage = (message: FromWorker<Result, Progress>) => {
         switch (message.type) {
@@ -121,11 +133,16 @@ export async function launch<Input, Result, Progress = never>(
         };
         slot.kill = (signal = 'SIGKILL') => child.kill(signal);
         child.on('message', onMessage as (message: unknown) => void);
-        child.on('error', (error) => onExit(`could not start (${error.message})`));
+        child.on('error', (error) => {
+          // A process that could not start never closes.
+          if (child.pid === undefined) markGone();
+          onExit(`could not start (${error.message})`);
+        });
         // 'close', not 'exit': a process can exit before its last IPC messages (its result) are delivered.
-        child.on('close', (code, signal) =>
-          onExit(signal === null ? `exited with code ${code}` : `was killed by ${signal}`),
-        );
+        child.on('close', (code, signal) => {
+          markGone();
+          onExit(signal === null ? `exited with code ${code}` : `was killed by ${signal}`);
+        });
       } else {
         // The bundle is plain JavaScript: a thread needs none of the launching process's flags, which a
         // Worker inherits by default. Under `tsx` that is its TypeScript loader, loaded again in every
@@ -136,7 +153,10 @@ export async function launch<Input, Result, Progress = never>(
         slot.kill = () => void worker.terminate();
         worker.on('message', onMessage);
         worker.on('error', (error) => onExit(`threw ${error.message}`));
-        worker.on('exit', (code) => onExit(`exited with code ${code}`));
+        worker.on('exit', (code) => {
+          markGone();
+          onExit(`exited with code ${code}`);
+        });
       }
       slot.send({ type: 'setup', index, input: options.input(index) });
     });
@@ -196,6 +216,19 @@ export async function launch<Input, Result, Progress = never>(
     async terminate() {
       for (const slot of slots) if (slot.outcome === undefined) slot.kill();
       await Promise.all(slots.map(outcomeOf));
+    },
+    async exited({ timeoutMs = Number.POSITIVE_INFINITY } = {}) {
+      const gone = Promise.all(slots.map((slot) => slot.gone)).then(() => true);
+      if (!Number.isFinite(timeoutMs)) return gone;
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<boolean>((resolveLate) => {
+        timer = setTimeout(() => resolveLate(false), timeoutMs);
+      });
+      try {
+        return await Promise.race([gone, late]);
+      } finally {
+        clearTimeout(timer);
+      }
     },
   };
 }

@@ -1,4 +1,6 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { launch, type WorkerKind } from '../src/index.ts';
@@ -69,13 +71,34 @@ describe.each<WorkerKind>(['process', 'thread'])('launch (%s)', (kind) => {
     expect(outcomes[1]?.ok).toBe(true);
   });
 
+  it('exited() waits for every worker to be gone, after its result', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'launch-exited-'));
+    try {
+      const marks = [0, 1].map((index) => join(dir, `mark-${index}`));
+      const fleet = await launch<EchoInput, EchoResult>({
+        entry,
+        kind,
+        count: 2,
+        input: (index) => ({ markAfterResult: marks[index] }),
+      });
+      const outcomes = await fleet.run();
+      expect(outcomes.map((outcome) => outcome.ok)).toEqual([true, true]);
+      expect(await fleet.exited()).toBe(true);
+      // Each worker wrote its mark after its result, then ended: both are written once it is gone.
+      expect(marks.map((mark) => existsSync(mark))).toEqual([true, true]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('terminate() while run() is pending settles both', async () => {
     const fleet = await launch<EchoInput, EchoResult>({ entry, kind, count: 2, input: () => ({ hangInRun: true }) });
     const running = fleet.run();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(await fleet.exited({ timeoutMs: 100 })).toBe(false); // both hang
     await fleet.terminate();
     const outcomes = await running;
     expect(outcomes.map((outcome) => outcome.ok)).toEqual([false, false]);
+    expect(await fleet.exited()).toBe(true);
   });
 });
 
