@@ -26,7 +26,7 @@ export interface OneshotRun {
   errors: { code: string; writers: number; storedAnyway: number }[];
   /** Per writer: from the release to its row's acknowledgement. */
   latenciesMs: number[];
-  /** CPU of every writer from the release to the end of its close (threads: the whole process's, over the run). */
+  /** CPU of every writer from the release to the end of its close (threads: the whole process's, from the release until every thread has exited). */
   cpuMs: number;
   results: OneshotResult[];
 }
@@ -90,6 +90,12 @@ export async function runOneshot(
     if (settleMs > 0) await new Promise((settled) => setTimeout(settled, settleMs));
     const parentCpu = process.cpuUsage();
     const outcomes = await fleet.run({ timeoutMs: 300_000 });
+    // Threads: until every one has exited. A thread's isolate is torn down after its result arrives;
+    // counting to the last result counted the teardowns of whichever threads ended before it: nearly
+    // all of a repository run's (its holder answers last), not naive code's (BENCHMARKS.md, "Threads'
+    // CPU, counted until they exit").
+    if (mode === 'thread' && !(await fleet.exited({ timeoutMs: 60_000 })))
+      throw new Error('oneshot: writer threads still alive 60 s after their results');
     const parentUsed = process.cpuUsage(parentCpu);
     const results: OneshotResult[] = [];
     let firstError: string | undefined;
