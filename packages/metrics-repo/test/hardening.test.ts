@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { readdirSync, renameSync, statSync, unlinkSync } from 'node:fs';
+import { readdirSync, readFileSync, renameSync, statSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { runInNewContext } from 'node:vm';
@@ -110,25 +110,41 @@ describe('hardening', () => {
       expect(new BetterSqlite3(path).pragma('integrity_check', { simple: true })).toBe('ok');
     });
 
+    /** Runs fixtures/close-after-checkpoint.ts on `path` in a plain child process, with `flags` for Node. */
+    const closeAfterCheckpoint = (path: string, flags: string[], env: NodeJS.ProcessEnv = process.env) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+        const fixture = join(import.meta.dirname, 'fixtures', 'close-after-checkpoint.ts');
+        execFile(
+          process.execPath,
+          [...flags, '--import', 'tsx', fixture, path],
+          { cwd: join(import.meta.dirname, '..'), timeout: 60_000, env },
+          (error, stdout, stderr) => {
+            if (error !== null && typeof error.code !== 'number') reject(error);
+            else resolve({ code: error === null ? 0 : (error.code as number), stdout, stderr: stderr.slice(0, 2000) });
+          },
+        );
+      });
+
     it('close() resolves in a process with nothing else to do once the checkpoint thread runs (it used to exit with close() pending)', async () => {
       const path = tempDatabase();
-      const fixture = join(import.meta.dirname, 'fixtures', 'close-after-checkpoint.ts');
       // A plain child process: a test runner's own handles would keep the event loop alive and hide it.
-      const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
-        (resolve, reject) => {
-          execFile(
-            process.execPath,
-            ['--import', 'tsx', fixture, path],
-            { cwd: join(import.meta.dirname, '..'), timeout: 60_000 },
-            (error, stdout, stderr) => {
-              if (error !== null && typeof error.code !== 'number') reject(error);
-              else resolve({ code: error === null ? 0 : (error.code as number), stdout, stderr });
-            },
-          );
-        },
-      );
-      expect({ code, stdout, stderr: stderr.slice(0, 2000) }).toEqual({ code: 0, stdout: 'closed\n', stderr: '' });
+      expect(await closeAfterCheckpoint(path, [])).toEqual({ code: 0, stdout: 'closed\n', stderr: '' });
       expect(storedRows(path)).toBe(8000);
+    });
+
+    it("the checkpoint thread runs none of the host's preloads (--require, tsx's --import)", async () => {
+      const path = tempDatabase();
+      const marks = `${path}-marks`;
+      const preload = join(import.meta.dirname, 'fixtures', 'mark-preload.cjs');
+      const run = await closeAfterCheckpoint(path, ['--require', preload], { ...process.env, PRELOAD_MARKS: marks });
+      expect(run).toEqual({ code: 0, stdout: 'closed\n', stderr: '' });
+      const lines = readFileSync(marks, 'utf8').split('\n').filter(Boolean);
+      const started = lines.filter((line) => line.startsWith('started ')).map((line) => line.slice(8));
+      const loadedIn = lines.filter((line) => line.startsWith('loaded in ')).map((line) => line.slice(10));
+      // Node's own module-hooks thread (tsx's --import starts it) inherits the flags and runs the preload;
+      // the checkpoint thread, started too, must not. Without execArgv: [] every started thread ran it.
+      expect(lines[0]).toBe('main');
+      expect(started.filter((id) => !loadedIn.includes(id))).toHaveLength(1);
     });
   });
 

@@ -138,9 +138,12 @@ export class Checkpointer {
 
   private thread(): Worker {
     if (this.worker !== undefined) return this.worker;
-    // Plain JavaScript evaluated in the thread: it runs the same from sources, tsx and esbuild bundles.
+    // Plain JavaScript evaluated in the thread: it runs the same from sources, tsx and esbuild bundles,
+    // and needs none of the host's Node flags, which a Worker inherits unless told otherwise: the
+    // host's `--require`/`--import` preloads (tsx's loader, an APM agent) would run again in it.
     const worker = new Worker(threadSource, {
       eval: true,
+      execArgv: [],
       workerData: { path: this.path, driver: betterSqlite3Path, retryMs: checkpointPolicy.retryMs },
     });
     // The thread never keeps the host process alive; a checkpoint cut short by exit is safe (the WAL stays valid).
