@@ -138,6 +138,7 @@ describe('hardening', () => {
       const preload = join(import.meta.dirname, 'fixtures', 'mark-preload.cjs');
       const run = await closeAfterCheckpoint(path, ['--require', preload], { ...process.env, PRELOAD_MARKS: marks });
       expect(run).toEqual({ code: 0, stdout: 'closed\n', stderr: '' });
+      // fd-safe: the preload's marks, never a database.
       const lines = readFileSync(marks, 'utf8').split('\n').filter(Boolean);
       const started = lines.filter((line) => line.startsWith('started ')).map((line) => line.slice(8));
       const loadedIn = lines.filter((line) => line.startsWith('loaded in ')).map((line) => line.slice(10));
