@@ -170,13 +170,7 @@ export async function launch<Input, Result, Progress = never>(
       await startOne(index);
     }
   });
-  let readyTimer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolveTimeout) => {
-    readyTimer = setTimeout(() => resolveTimeout('timeout'), readyTimeoutMs);
-  });
-  const started = await Promise.race([Promise.all(starters), timedOut]);
-  clearTimeout(readyTimer);
-  if (started === 'timeout') {
+  if ((await within(Promise.all(starters), readyTimeoutMs)) === timedOut) {
     stopStarting = true;
     for (const slot of slots) slot?.kill();
     throw new Error(
@@ -197,18 +191,10 @@ export async function launch<Input, Result, Progress = never>(
       .map((slot) => slot.outcome as WorkerOutcome<Result>),
     async run({ timeoutMs = 600_000 } = {}) {
       for (const slot of slots) if (slot.outcome === undefined) slot.send({ type: 'go' });
-      let runTimer: NodeJS.Timeout | undefined;
-      const deadline = new Promise<never>((_, reject) => {
-        runTimer = setTimeout(() => {
-          for (const slot of slots) if (slot.outcome === undefined) slot.kill();
-          reject(new Error(`launch: workers still running after ${timeoutMs} ms; killed`));
-        }, timeoutMs);
-      });
-      try {
-        return await Promise.race([Promise.all(slots.map(outcomeOf)), deadline]);
-      } finally {
-        clearTimeout(runTimer);
-      }
+      const outcomes = await within(Promise.all(slots.map(outcomeOf)), timeoutMs);
+      if (outcomes !== timedOut) return outcomes;
+      for (const slot of slots) if (slot.outcome === undefined) slot.kill();
+      throw new Error(`launch: workers still running after ${timeoutMs} ms; killed`);
     },
     kill(index, signal) {
       slots[index]?.kill(signal);
@@ -218,17 +204,23 @@ export async function launch<Input, Result, Progress = never>(
       await Promise.all(slots.map(outcomeOf));
     },
     async exited({ timeoutMs = Number.POSITIVE_INFINITY } = {}) {
-      const gone = Promise.all(slots.map((slot) => slot.gone)).then(() => true);
-      if (!Number.isFinite(timeoutMs)) return gone;
-      let timer: NodeJS.Timeout | undefined;
-      const late = new Promise<boolean>((resolveLate) => {
-        timer = setTimeout(() => resolveLate(false), timeoutMs);
-      });
-      try {
-        return await Promise.race([gone, late]);
-      } finally {
-        clearTimeout(timer);
-      }
+      return (await within(Promise.all(slots.map((slot) => slot.gone)), timeoutMs)) !== timedOut;
     },
   };
+}
+
+const timedOut = Symbol('timed out');
+
+/** `work`'s value, or `timedOut` once `ms` have passed first; the timer never outlives the wait (none for Infinity). */
+async function within<T>(work: Promise<T>, ms: number): Promise<T | typeof timedOut> {
+  if (!Number.isFinite(ms)) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<typeof timedOut>((resolveLate) => {
+    timer = setTimeout(() => resolveLate(timedOut), ms);
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

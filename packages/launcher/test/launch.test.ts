@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { useTempDir } from '@repo/testkit';
 import { describe, expect, it } from 'vitest';
 import { launch, type WorkerKind } from '../src/index.ts';
 import type { EchoInput, EchoResult } from './fixtures/echo-worker.ts';
@@ -9,6 +9,7 @@ import type { EchoInput, EchoResult } from './fixtures/echo-worker.ts';
 const entry = join(import.meta.dirname, 'fixtures', 'echo-worker.ts');
 
 describe.each<WorkerKind>(['process', 'thread'])('launch (%s)', (kind) => {
+  const tempDir = useTempDir('launch-');
   it('starts every worker, holds them at the barrier, and collects their results and progress', async () => {
     const progress: [number, number][] = [];
     const fleet = await launch<EchoInput, EchoResult, number>({
@@ -72,23 +73,19 @@ describe.each<WorkerKind>(['process', 'thread'])('launch (%s)', (kind) => {
   });
 
   it('exited() waits for every worker to be gone, after its result', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'launch-exited-'));
-    try {
-      const marks = [0, 1].map((index) => join(dir, `mark-${index}`));
-      const fleet = await launch<EchoInput, EchoResult>({
-        entry,
-        kind,
-        count: 2,
-        input: (index) => ({ markAfterResult: marks[index] }),
-      });
-      const outcomes = await fleet.run();
-      expect(outcomes.map((outcome) => outcome.ok)).toEqual([true, true]);
-      expect(await fleet.exited()).toBe(true);
-      // Each worker wrote its mark after its result, then ended: both are written once it is gone.
-      expect(marks.map((mark) => existsSync(mark))).toEqual([true, true]);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    const dir = tempDir();
+    const marks = [0, 1].map((index) => join(dir, `mark-${index}`));
+    const fleet = await launch<EchoInput, EchoResult>({
+      entry,
+      kind,
+      count: 2,
+      input: (index) => ({ markAfterResult: marks[index] }),
+    });
+    const outcomes = await fleet.run();
+    expect(outcomes.map((outcome) => outcome.ok)).toEqual([true, true]);
+    expect(await fleet.exited()).toBe(true);
+    // Each worker wrote its mark after its result, then ended: both are written once it is gone.
+    expect(marks.map((mark) => existsSync(mark))).toEqual([true, true]);
   });
 
   it('terminate() while run() is pending settles both', async () => {
