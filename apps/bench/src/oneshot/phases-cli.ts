@@ -19,11 +19,27 @@ import { type OneshotRun, runOneshot } from './run.ts';
  * threads share this process's, so for them give the flags to node itself (BENCHMARKS.md, "V8's
  * memory reducer").
  */
-const args = process.argv.slice(2);
-const option = (name: string, fallback: string) => {
-  const at = args.indexOf(`--${name}`);
-  return at === -1 ? fallback : (args[at + 1] ?? fallback);
-};
+const usage =
+  'usage: phases [--writers 1,50,500] [--mode process|thread] [--settle-ms 10000] [--sketch relay] [--node-flags "FLAGS" (processes only)]\n';
+// `pnpm run phases -- --writers 50` hands the separator on: it means nothing here.
+const args = process.argv.slice(process.argv[2] === '--' ? 3 : 2);
+if (args.includes('--help') || args.includes('-h')) {
+  process.stdout.write(usage);
+  process.exit(0);
+}
+// Hand-parsed, not node:util's parseArgs: a value may start with dashes (`--node-flags --no-memory-reducer`).
+const known = new Set(['--writers', '--mode', '--settle-ms', '--sketch', '--node-flags']);
+const given = new Map<string, string>();
+for (let at = 0; at < args.length; at += 2) {
+  const [name = '', value] = [args[at], args[at + 1]];
+  // An unknown or value-less option is a typo: never minutes of the default run instead.
+  if (!known.has(name) || value === undefined) {
+    process.stderr.write(`phases: ${known.has(name) ? `${name} needs a value` : `unknown option ${name}`}\n${usage}`);
+    process.exit(2);
+  }
+  given.set(name, value);
+}
+const option = (name: string, fallback: string) => given.get(`--${name}`) ?? fallback;
 const writerCounts = option('writers', '1,50,500').split(',').map(Number);
 const mode = option('mode', 'process') as WorkerKind;
 const sketch = option('sketch', 'none');
@@ -39,9 +55,7 @@ if (
   settleMs < 0 ||
   (nodeFlags.length > 0 && mode !== 'process')
 ) {
-  process.stderr.write(
-    'usage: phases [--writers 1,50,500] [--mode process|thread] [--settle-ms 10000] [--sketch relay] [--node-flags "FLAGS" (processes only)]\n',
-  );
+  process.stderr.write(usage);
   process.exit(2);
 }
 

@@ -1,0 +1,43 @@
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const appDirectory = join(import.meta.dirname, '..');
+
+/** Runs `pnpm --filter @repo/bench run phases` as the script does (tsx), in a separate process. */
+function runPhases(args: string[]) {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/oneshot/phases-cli.ts', ...args], {
+    cwd: appDirectory,
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+// Structure and correctness only: speed is never checked here.
+describe('phases', () => {
+  it('prints its usage for --help, and runs nothing', () => {
+    const run = runPhases(['--help']);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toMatch(/^usage: phases \[--writers/);
+    expect(run.stdout).not.toContain('acked');
+  });
+
+  it('refuses an unknown option or a missing value, naming it, instead of running the default writers', () => {
+    const unknown = runPhases(['--writer', '50']);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain('unknown option --writer');
+    const missing = runPhases(['--mode', 'thread', '--writers']);
+    expect(missing.status).toBe(2);
+    expect(missing.stderr).toContain('--writers needs a value');
+    expect(`${unknown.stdout}${missing.stdout}`).toBe('');
+  });
+
+  it('measures both sides and says how many rows each acknowledged and stored', () => {
+    const run = runPhases(['--writers', '2', '--mode', 'thread', '--settle-ms', '0']);
+    expect(run.status).toBe(0);
+    expect(run.stdout).toContain('raw: acked 2/2, stored 2');
+    expect(run.stdout).toContain('repo: acked 2/2, stored 2');
+    expect(run.stdout).toMatch(/repo\/raw: p99 [\d.]+x, CPU per row [\d.]+x/);
+  });
+});
