@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { isMainThread } from 'node:worker_threads';
 
 /**
  * A turn to write to one file, shared by every process and thread that opens the
@@ -127,6 +128,14 @@ export function loadWriteTurn(): { ok: true } | { ok: false; error: Error } {
   }
   return native !== undefined ? { ok: true } : { ok: false, error: loadError as Error };
 }
+
+// In a worker thread, the addon is loaded when this module is imported, not at the first open.
+// Node loads every addon of a process under one lock (DLOpen's `dlib_load_mutex`), held through
+// the addon's initialisation: 500 threads released at once that each loaded it at their first
+// write queued there (p50 0.4 s, p99 1.5 s), before the turn's holder could load SQLite behind
+// them (BENCHMARKS.md, "Worker threads: the addon loaded at import"). A process's main thread
+// keeps the lazy load: no such lock stands between processes, and one that never writes pays nothing.
+if (!isMainThread) loadWriteTurn();
 
 /** The addon, loaded now if it was not; throws why it cannot be (see `loadWriteTurn`). */
 function loadedAddon(): Native {

@@ -8,6 +8,7 @@ import { fileIdentity, loadWriteTurn, openWriteTurn } from '../src/index.ts';
 
 const holderScript = new URL('./fixtures/holder.mjs', import.meta.url).pathname;
 const workerOnlyScript = new URL('./fixtures/worker-only.mjs', import.meta.url).pathname;
+const loadAtImportScript = new URL('./fixtures/load-at-import.mjs', import.meta.url).pathname;
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -38,6 +39,13 @@ const exited = (child: ChildProcess) =>
 describe('write turn', () => {
   it('loads here (the addon was built by pnpm install)', () => {
     expect(loadWriteTurn()).toEqual({ ok: true });
+  });
+
+  it('a worker thread loads the addon when it imports the module; a main thread at its first use', () => {
+    // Threads released at once would otherwise queue for Node's one addon-load lock at their first write.
+    const run = spawnSync(process.execPath, [loadAtImportScript], { encoding: 'utf8', timeout: 20_000 });
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
+    expect(JSON.parse(run.stdout)).toEqual({ main: [], worker: ['write_turn.node'] });
   });
 
   it("fileIdentity: statSync's dev and ino; another file after a replace; undefined where there is none", () => {
