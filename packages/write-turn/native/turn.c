@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <node_api.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1045,6 +1046,45 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* Linux's sched_attr (sched_setattr(2)); for a normal thread, sched_runtime is its slice (6.12+). */
+struct slice_attr {
+  uint32_t size, sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime, sched_deadline, sched_period;
+  uint32_t sched_util_min, sched_util_max;
+};
+
+/*
+ * setSlice(ns): the calling thread's CPU slice under the fair scheduler; returns the one it had
+ * (ns), or -1 when it cannot be set (a real-time thread, a filtered system call). A normal thread
+ * needs no privilege; a kernel before 6.12 accepts the value and ignores it.
+ */
+static napi_value js_set_slice(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  double ns = 0, before = -1;
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1 || napi_get_value_double(env, argv[0], &ns) != napi_ok || !(ns >= 0)) {
+    napi_throw_type_error(env, NULL, "write-turn: setSlice(ns) needs a number >= 0");
+    return NULL;
+  }
+  struct slice_attr a;
+  memset(&a, 0, sizeof a);
+  if (syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) == 0 &&
+      (a.sched_policy == SCHED_OTHER || a.sched_policy == SCHED_BATCH)) {
+    double had = (double)a.sched_runtime;
+    a.size = sizeof a;
+    a.sched_flags = 0;
+    a.sched_runtime = (uint64_t)ns;
+    if (syscall(SYS_sched_setattr, 0, &a, 0) == 0) before = had;
+  }
+  napi_value result;
+  CHECK(napi_create_double(env, before, &result));
+  return result;
+}
+
 #else
 /* Robust process-shared mutexes are a Linux (glibc) facility here: elsewhere, open() refuses,
    and @repo/metrics-repo waits on timers alone. */
@@ -1069,6 +1109,7 @@ static napi_value js_unsupported(napi_env env, napi_callback_info info) {
 #define js_await_post js_unsupported
 #define js_stop_awaiting_post js_unsupported
 #define js_identity js_unsupported
+#define js_set_slice js_unsupported
 #endif
 
 static napi_value init(napi_env env, napi_value exports) {
@@ -1090,6 +1131,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"untake", NULL, js_untake, NULL, NULL, NULL, napi_default, NULL},
       {"announce", NULL, js_announce, NULL, NULL, NULL, napi_default, NULL},
       {"posted", NULL, js_posted, NULL, NULL, NULL, napi_default, NULL},
+      {"setSlice", NULL, js_set_slice, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof properties / sizeof *properties, properties);
   return exports;

@@ -107,6 +107,7 @@ interface Native {
   untake(handle: object, ticket: number): void;
   announce(handle: object): void;
   posted(handle: object): number;
+  setSlice(ns: number): number;
 }
 
 const awaited = ['timeout', 'turn', 'answer', 'quiet'] as const;
@@ -142,6 +143,24 @@ function loadedAddon(): Native {
   const loaded = loadWriteTurn();
   if (!loaded.ok) throw loaded.error;
   return native as Native;
+}
+
+/**
+ * Sets the calling thread's CPU slice under Linux's fair scheduler (EEVDF, 6.12 and later: a
+ * normal thread may ask for 0.1 to 100 ms without privileges, and the kernel clamps to that; 0
+ * is the kernel's default). Returns the slice the thread had, in ns, to restore it with, or
+ * undefined where it cannot be set (the addon missing, another platform, a real-time thread, a
+ * filtered system call). A kernel before 6.12 accepts the value and ignores it.
+ */
+export function setThreadSlice(ns: number): number | undefined {
+  if (!Number.isFinite(ns) || ns < 0) throw new RangeError(`setThreadSlice needs a number of ns >= 0, got ${ns}`);
+  if (!loadWriteTurn().ok) return undefined;
+  try {
+    const before = (native as Native).setSlice(ns);
+    return before < 0 ? undefined : before;
+  } catch {
+    return undefined; // Another platform: the addon refuses.
+  }
 }
 
 /** A file's device and inode numbers: which file a path named when it was looked at. */

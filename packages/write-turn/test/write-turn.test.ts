@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
-import { fileIdentity, loadWriteTurn, openWriteTurn } from '../src/index.ts';
+import { fileIdentity, loadWriteTurn, openWriteTurn, setThreadSlice } from '../src/index.ts';
 
 const holderScript = new URL('./fixtures/holder.mjs', import.meta.url).pathname;
 const workerOnlyScript = new URL('./fixtures/worker-only.mjs', import.meta.url).pathname;
@@ -39,6 +39,16 @@ const exited = (child: ChildProcess) =>
 describe('write turn', () => {
   it('loads here (the addon was built by pnpm install)', () => {
     expect(loadWriteTurn()).toEqual({ ok: true });
+  });
+
+  it("setThreadSlice sets the calling thread's CPU slice and returns the one it had; refuses nonsense", () => {
+    const original = setThreadSlice(30_000_000) as number;
+    expect(original).toBeTypeOf('number');
+    const during = setThreadSlice(original);
+    // Linux 6.12 and later report the slice just set; a kernel before ignores it (and reports 0).
+    if (original > 0) expect(during).toBe(30_000_000);
+    expect(setThreadSlice(original)).toBe(original);
+    for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) expect(() => setThreadSlice(bad)).toThrow(RangeError);
   });
 
   it('a worker thread loads the addon when it imports the module; a main thread at its first use', () => {
