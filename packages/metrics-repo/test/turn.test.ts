@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import { openWriteTurn } from '@repo/write-turn';
+import { phaseChannel } from '@repo/db';
+import { openWriteTurn, setThreadSlice } from '@repo/write-turn';
 import { describe, expect, it } from 'vitest';
 import { openMetricsRepo } from '../src/index.ts';
 import { mailboxPatienceMs } from '../src/sqlite/post.ts';
@@ -86,5 +87,34 @@ describe('the write turn', () => {
     expect(storedRows(path, "name = 'patience'")).toBe(1);
     await repo.close();
     stuck.close();
+  });
+  it("opening the file while holding the turn runs on a long CPU slice, and gives the thread's own back after, also when the open fails", async () => {
+    /** The calling thread's slice (ns), read by setting one and putting it back. */
+    const currentSlice = () => {
+      const slice = setThreadSlice(5_000_000) as number;
+      setThreadSlice(slice);
+      return slice;
+    };
+    const before = currentSlice();
+    // A kernel before 6.12 reports no slice: nothing to see there.
+    if (!(before > 0)) return;
+    const duringOpen: number[] = [];
+    const onPhase = (message: unknown) => {
+      if ((message as { scope: string }).scope === 'open') duringOpen.push(currentSlice());
+    };
+    phaseChannel.subscribe(onPhase);
+    try {
+      const repo = await openMetricsRepo({ path: tempDatabase() });
+      expect(currentSlice()).toBe(before);
+      await repo.close();
+      const directory = tempDatabase();
+      mkdirSync(directory);
+      await expect(openMetricsRepo({ path: directory })).rejects.toMatchObject({ code: 'NOT_A_FILE' });
+      expect(currentSlice()).toBe(before);
+    } finally {
+      phaseChannel.unsubscribe(onPhase);
+    }
+    expect(duringOpen.length).toBeGreaterThan(0);
+    expect(new Set(duringOpen)).toEqual(new Set([30_000_000]));
   });
 });
