@@ -31,13 +31,15 @@ if (args.includes('--help') || args.includes('-h')) {
 const known = new Set(['--writers', '--mode', '--settle-ms', '--sketch', '--node-flags']);
 const given = new Map<string, string>();
 for (let at = 0; at < args.length; at += 2) {
-  const [name = '', value] = [args[at], args[at + 1]];
+  const name = args[at] ?? '';
+  const value = args[at + 1];
   // An unknown or value-less option is a typo: never minutes of the default run instead.
-  if (!known.has(name) || value === undefined) {
-    process.stderr.write(`phases: ${known.has(name) ? `${name} needs a value` : `unknown option ${name}`}\n${usage}`);
+  const problem = !known.has(name) ? `unknown option ${name}` : value === undefined ? `${name} needs a value` : '';
+  if (problem !== '') {
+    process.stderr.write(`phases: ${problem}\n${usage}`);
     process.exit(2);
   }
-  given.set(name, value);
+  given.set(name, value as string);
 }
 const option = (name: string, fallback: string) => given.get(`--${name}`) ?? fallback;
 const writerCounts = option('writers', '1,50,500').split(',').map(Number);
