@@ -1056,10 +1056,25 @@ struct slice_attr {
   uint32_t sched_util_min, sched_util_max;
 };
 
+/* The only flag sched_getattr reports for a normal thread. An unprivileged thread may not clear it. */
+#ifndef SCHED_FLAG_RESET_ON_FORK
+#define SCHED_FLAG_RESET_ON_FORK 0x01
+#endif
+
+/* The thread's attributes with `runtime` as its slice (0: the kernel's default); 0 on success. */
+static int set_runtime(const struct slice_attr *current, uint64_t runtime) {
+  struct slice_attr a = *current;
+  a.size = sizeof a;
+  a.sched_flags = current->sched_flags & SCHED_FLAG_RESET_ON_FORK;
+  a.sched_runtime = runtime;
+  return (int)syscall(SYS_sched_setattr, 0, &a, 0);
+}
+
 /*
  * setSlice(ns): the calling thread's CPU slice under the fair scheduler; returns the one it had
- * (ns), or -1 when it cannot be set (a real-time thread, a filtered system call). A normal thread
- * needs no privilege; a kernel before 6.12 accepts the value and ignores it.
+ * (ns; 0 when it had the kernel's default), or -1 when it cannot be set (a real-time thread, a
+ * filtered system call). A normal thread needs no privilege; a kernel before 6.12 accepts the
+ * value and ignores it.
  */
 static napi_value js_set_slice(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -1074,11 +1089,16 @@ static napi_value js_set_slice(napi_env env, napi_callback_info info) {
   memset(&a, 0, sizeof a);
   if (syscall(SYS_sched_getattr, 0, &a, sizeof a, 0) == 0 &&
       (a.sched_policy == SCHED_OTHER || a.sched_policy == SCHED_BATCH)) {
-    double had = (double)a.sched_runtime;
-    a.size = sizeof a;
-    a.sched_flags = 0;
-    a.sched_runtime = (uint64_t)ns;
-    if (syscall(SYS_sched_setattr, 0, &a, 0) == 0) before = had;
+    uint64_t had = a.sched_runtime;
+    /* The kernel reports the slice in force, its default too. Restoring that number would pin the
+       thread to it (a later change of the system's default would pass it by): ask for the default
+       and read it back, and report 0, "the default", when they are the same. */
+    struct slice_attr d;
+    memset(&d, 0, sizeof d);
+    int probed = had != 0 && set_runtime(&a, 0) == 0;
+    if (probed && syscall(SYS_sched_getattr, 0, &d, sizeof d, 0) == 0 && d.sched_runtime == had) had = 0;
+    if (set_runtime(&a, (uint64_t)ns) == 0) before = (double)had;
+    else if (probed) set_runtime(&a, a.sched_runtime); /* As it was: the caller hears nothing changed. */
   }
   napi_value result;
   CHECK(napi_create_double(env, before, &result));

@@ -148,9 +148,11 @@ function loadedAddon(): Native {
 /**
  * Sets the calling thread's CPU slice under Linux's fair scheduler (EEVDF, 6.12 and later: a
  * normal thread may ask for 0.1 to 100 ms without privileges, and the kernel clamps to that; 0
- * is the kernel's default). Returns the slice the thread had, in ns, to restore it with, or
- * undefined where it cannot be set (the addon missing, another platform, a real-time thread, a
- * filtered system call). A kernel before 6.12 accepts the value and ignores it.
+ * is the kernel's default). Returns the slice the thread had, in ns, to restore it with (0 when
+ * it had the default, so that restoring leaves it following the system's default rather than
+ * pinned to its current number), or undefined where it cannot be set (the addon missing, another
+ * platform, a real-time thread, a filtered system call). Keeps the thread's policy, nice value
+ * and SCHED_RESET_ON_FORK. A kernel before 6.12 accepts the value and ignores it.
  */
 export function setThreadSlice(ns: number): number | undefined {
   if (!Number.isFinite(ns) || ns < 0) throw new RangeError(`setThreadSlice needs a number of ns >= 0, got ${ns}`);

@@ -9,6 +9,7 @@ import { fileIdentity, loadWriteTurn, openWriteTurn, setThreadSlice } from '../s
 const holderScript = new URL('./fixtures/holder.mjs', import.meta.url).pathname;
 const workerOnlyScript = new URL('./fixtures/worker-only.mjs', import.meta.url).pathname;
 const loadAtImportScript = new URL('./fixtures/load-at-import.mjs', import.meta.url).pathname;
+const sliceResetOnForkScript = new URL('./fixtures/slice-reset-on-fork.mjs', import.meta.url).pathname;
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
 afterEach(() => {
@@ -41,14 +42,32 @@ describe('write turn', () => {
     expect(loadWriteTurn()).toEqual({ ok: true });
   });
 
-  it("setThreadSlice sets the calling thread's CPU slice and returns the one it had; refuses nonsense", () => {
-    const original = setThreadSlice(30_000_000) as number;
-    expect(original).toBeTypeOf('number');
-    const during = setThreadSlice(original);
+  it("setThreadSlice sets the calling thread's CPU slice and returns the one it had (0: the default); refuses nonsense", () => {
+    // This thread has the kernel's default slice: 0, whatever number the kernel reports for it.
+    expect(setThreadSlice(30_000_000)).toBe(0);
+    const during = setThreadSlice(0);
     // Linux 6.12 and later report the slice just set; a kernel before ignores it (and reports 0).
-    if (original > 0) expect(during).toBe(30_000_000);
-    expect(setThreadSlice(original)).toBe(original);
+    if (during !== 0) {
+      expect(during).toBe(30_000_000);
+      // Back to the default, not pinned to its number; a slice of its own is returned as it is.
+      expect(setThreadSlice(5_000_000)).toBe(0);
+      expect(setThreadSlice(5_000_000)).toBe(5_000_000);
+    }
+    setThreadSlice(0);
+    expect(setThreadSlice(0)).toBe(0);
     for (const bad of [-1, Number.NaN, Number.POSITIVE_INFINITY]) expect(() => setThreadSlice(bad)).toThrow(RangeError);
+  });
+
+  it('setThreadSlice keeps SCHED_RESET_ON_FORK (a thread without privileges may not clear it)', (context) => {
+    if (spawnSync('chrt', ['--help']).status !== 0) context.skip();
+    const run = spawnSync(
+      'chrt',
+      ['--reset-on-fork', '--other', '0', process.execPath, '--import', 'tsx', sliceResetOnForkScript],
+      { encoding: 'utf8', timeout: 20_000 },
+    );
+    expect({ status: run.status, stderr: run.stderr }).toEqual({ status: 0, stderr: '' });
+    const { before, resetOnFork } = JSON.parse(run.stdout);
+    expect({ before, resetOnFork }).toEqual({ before: 0, resetOnFork: true });
   });
 
   it('a worker thread loads the addon when it imports the module; a main thread at its first use', () => {
