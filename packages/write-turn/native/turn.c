@@ -966,6 +966,48 @@ static napi_value js_answer(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * finish(handle, tickets): makes the answers written to these taken tickets before the commit
+ * (answer with final false) final, all of them, then wakes their posters. Each wake-up can hand
+ * the CPU to the poster it wakes, and the holder then waits for its next turn behind every poster
+ * woken so far: answered one by one (the answer, then its wake-up), 470 followers took a holder
+ * 1.5 s for 13 ms of CPU. Throws, and finishes none, if a ticket is not taken or has no answer.
+ */
+static napi_value js_finish(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  turn *t = unwrap(env, argv[0]);
+  if (t == NULL) return NULL;
+  uint32_t count;
+  if (napi_get_array_length(env, argv[1], &count) != napi_ok) {
+    napi_throw_type_error(env, NULL, "write-turn: finish needs an array of tickets");
+    return NULL;
+  }
+  uint32_t *indices = malloc(sizeof(uint32_t) * (count > 0 ? count : 1));
+  if (indices == NULL) {
+    napi_throw_error(env, NULL, "write-turn: out of memory");
+    return NULL;
+  }
+  for (uint32_t i = 0; i < count; i++) {
+    napi_value ticket;
+    shared_slot *slot = NULL;
+    if (napi_get_element(env, argv[1], i, &ticket) == napi_ok) slot = taken_slot(env, t, ticket, &indices[i]);
+    if (slot != NULL && slot->answer_length == 0) {
+      napi_throw_error(env, NULL, "write-turn: that ticket has no answer to finish");
+      slot = NULL;
+    }
+    if (slot == NULL) {
+      free(indices);
+      return NULL;
+    }
+  }
+  for (uint32_t i = 0; i < count; i++) settle_taken(t->shared, indices[i], SLOT_ANSWERED);
+  for (uint32_t i = 0; i < count; i++) wake_slot(t->shared, indices[i]);
+  free(indices);
+  return NULL;
+}
+
 /* untake(handle, ticket): a taken ticket goes back to waiting for a holder (its transaction was not committed). */
 static napi_value js_untake(napi_env env, napi_callback_info info) {
   size_t argc = 2;
@@ -1123,6 +1165,7 @@ static napi_value js_unsupported(napi_env env, napi_callback_info info) {
 #define js_collect js_unsupported
 #define js_take js_unsupported
 #define js_answer js_unsupported
+#define js_finish js_unsupported
 #define js_untake js_unsupported
 #define js_announce js_unsupported
 #define js_posted js_unsupported
@@ -1148,6 +1191,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"collect", NULL, js_collect, NULL, NULL, NULL, napi_default, NULL},
       {"take", NULL, js_take, NULL, NULL, NULL, napi_default, NULL},
       {"answer", NULL, js_answer, NULL, NULL, NULL, napi_default, NULL},
+      {"finish", NULL, js_finish, NULL, NULL, NULL, napi_default, NULL},
       {"untake", NULL, js_untake, NULL, NULL, NULL, napi_default, NULL},
       {"announce", NULL, js_announce, NULL, NULL, NULL, napi_default, NULL},
       {"posted", NULL, js_posted, NULL, NULL, NULL, napi_default, NULL},

@@ -58,6 +58,12 @@ export interface WriteTurn {
    * `final: false` before the commit (see `take`), `final: true` after it; then {@link announce}.
    */
   answer(ticket: Ticket, answer: Uint8Array, final: boolean): void;
+  /**
+   * Holder only: makes the answers written to these taken tickets before the commit (`final:
+   * false`) final, all of them before the first poster is woken, then wakes the posters; then
+   * {@link announce}. Throws, and finishes none, if one is not taken or has no answer written.
+   */
+  finish(tickets: Ticket[]): void;
   /** Holder only: a taken ticket waits for a holder again (its transaction did not commit). */
   untake(ticket: Ticket): void;
   /** How many posted payloads wait for a holder (a scan of 4 KiB). */
@@ -104,6 +110,7 @@ interface Native {
   collect(handle: object, ticket: number): Buffer | null;
   take(handle: object): [number, Buffer, Buffer | null][];
   answer(handle: object, ticket: number, answer: Uint8Array, final: boolean): void;
+  finish(handle: object, tickets: number[]): void;
   untake(handle: object, ticket: number): void;
   announce(handle: object): void;
   posted(handle: object): number;
@@ -229,6 +236,7 @@ export function openWriteTurn(path: string): WriteTurn {
     take: () =>
       addon.take(handle).map(([ticket, payload, answerBeforeCommit]) => ({ ticket, payload, answerBeforeCommit })),
     answer: (ticket, answer, final) => addon.answer(handle, ticket, answer, final),
+    finish: (tickets) => addon.finish(handle, tickets),
     untake: (ticket) => addon.untake(handle, ticket),
     announce: () => addon.announce(handle),
     posted: () => addon.posted(handle),

@@ -309,6 +309,36 @@ describe('write turn mailbox', () => {
     expect(follower.collect(empty)?.length).toBe(0); // an empty final answer is an answer, not null
   });
 
+  it('finish() makes the answers written before the commit final and wakes their posters; it finishes none if one ticket is wrong', async () => {
+    const [holder, ...followers] = openHandles(4) as [WriteTurn, ...WriteTurn[]];
+    expect(holder.tryAcquire()).toBe(true);
+    const tickets = followers.map((follower, i) => follower.post(bytes(`row ${i}`)) as Ticket);
+    const unanswered = followers[0]?.post(bytes('not answered yet')) as Ticket;
+    const waits = followers.map((follower, i) => follower.awaitAnswer(tickets[i] as Ticket, 5_000));
+    await sleep(50); // asleep in the kernel by now
+    expect(new Set(holder.take().map((entry) => entry.ticket))).toEqual(new Set([...tickets, unanswered]));
+    tickets.forEach((ticket, i) => {
+      holder.answer(ticket, bytes(`stored row ${i}`), false);
+    });
+
+    // One ticket without an answer, or not taken at all: an error, and no answer is made final.
+    expect(() => holder.finish([...tickets, unanswered])).toThrow(/no answer/);
+    expect(() => holder.finish([tickets[0] as Ticket, 987_654])).toThrow(/not taken/);
+    expect(await Promise.all(waits.map(settled))).toEqual([false, false, false]);
+    expect(followers.map((follower, i) => follower.collect(tickets[i] as Ticket))).toEqual([null, null, null]);
+
+    holder.finish(tickets);
+    holder.announce();
+    expect(await Promise.all(waits)).toEqual(['answer', 'answer', 'answer']);
+    expect(followers.map((follower, i) => follower.collect(tickets[i] as Ticket)?.toString())).toEqual([
+      'stored row 0',
+      'stored row 1',
+      'stored row 2',
+    ]);
+    expect(() => holder.finish(tickets)).toThrow(/not taken/); // collected: free again
+    holder.finish([]);
+  });
+
   it('refuses take() without the turn, and answer()/untake() of a ticket that is not taken', async () => {
     const [follower, holder] = openHandles(2) as [WriteTurn, WriteTurn];
     const ticket = follower.post(bytes('p')) as Ticket;
