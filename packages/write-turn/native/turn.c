@@ -968,10 +968,10 @@ static napi_value js_answer(napi_env env, napi_callback_info info) {
 
 /*
  * finish(handle, tickets): makes the answers written to these taken tickets before the commit
- * (answer with final false) final, all of them, then wakes their posters. Each wake-up can hand
- * the CPU to the poster it wakes, and the holder then waits for its next turn behind every poster
- * woken so far: answered one by one (the answer, then its wake-up), 470 followers took a holder
- * 1.5 s for 13 ms of CPU. Throws, and finishes none, if a ticket is not taken or has no answer.
+ * (answer with final false) final, all of them, then wakes their posters: the holder does not
+ * encode and write each answer again after its commit (500 answers: 0.3 to 0.4 ms of its CPU
+ * instead of 1.3 to 1.9 ms), and a wake-up that hands the CPU to its poster leaves no answer
+ * still unwritten behind it. Throws, and finishes none, if a ticket is not taken or has no answer.
  */
 static napi_value js_finish(napi_env env, napi_callback_info info) {
   size_t argc = 2;

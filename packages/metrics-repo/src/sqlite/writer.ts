@@ -428,7 +428,7 @@ export class SqliteWriter {
     return mail;
   }
 
-  /** Final answers for the followers (a failure, where the answers written before the commit said stored), then wakes them. */
+  /** Final answers written afresh (a failure: nothing was committed), then the followers woken. */
   private answerMail(mail: MailJob[], outcomes: JobOutcome[]): void {
     if (mail.length === 0) return;
     const turn = this.turn as WriteTurn;
