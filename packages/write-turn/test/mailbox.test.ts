@@ -309,7 +309,7 @@ describe('write turn mailbox', () => {
     expect(follower.collect(empty)?.length).toBe(0); // an empty final answer is an answer, not null
   });
 
-  it('finish() makes the answers written before the commit final and wakes their posters; it finishes none if one ticket is wrong', async () => {
+  it('finish() makes the answers written before the commit final and wakes their posters; it finishes none if one ticket is wrong or repeated', async () => {
     const [holder, ...followers] = openHandles(4) as [WriteTurn, ...WriteTurn[]];
     expect(holder.tryAcquire()).toBe(true);
     const tickets = followers.map((follower, i) => follower.post(bytes(`row ${i}`)) as Ticket);
@@ -324,6 +324,8 @@ describe('write turn mailbox', () => {
     // One ticket without an answer, or not taken at all: an error, and no answer is made final.
     expect(() => holder.finish([...tickets, unanswered])).toThrow(/no answer/);
     expect(() => holder.finish([tickets[0] as Ticket, 987_654])).toThrow(/not taken/);
+    // The same ticket twice would be made final, then freed under its poster.
+    expect(() => holder.finish([tickets[0] as Ticket, tickets[1] as Ticket, tickets[0] as Ticket])).toThrow(/twice/);
     expect(await Promise.all(waits.map(settled))).toEqual([false, false, false]);
     expect(followers.map((follower, i) => follower.collect(tickets[i] as Ticket))).toEqual([null, null, null]);
 
