@@ -511,10 +511,15 @@ static void close_turn(turn *t) {
   t->owner = OWNER_NONE;
   drop_map(t);
   if (t->deferred != NULL) {
+    /* Its own handle scope: an environment's cleanup hooks (a worker thread terminated while it
+       waited) run without one, and a value made there aborted the process. */
+    napi_handle_scope scope;
     napi_value result;
+    napi_open_handle_scope(t->env, &scope);
     if (t->awaiting) napi_create_int32(t->env, AWAIT_TIMEOUT, &result);
     else napi_get_boolean(t->env, 0, &result);
     napi_resolve_deferred(t->env, t->deferred, result);
+    napi_close_handle_scope(t->env, scope);
     t->deferred = NULL;
   }
   if (t->tsfn != NULL) {

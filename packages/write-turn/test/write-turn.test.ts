@@ -8,6 +8,7 @@ import { fileIdentity, loadWriteTurn, openWriteTurn, setThreadSlice } from '../s
 
 const holderScript = new URL('./fixtures/holder.mjs', import.meta.url).pathname;
 const workerOnlyScript = new URL('./fixtures/worker-only.mjs', import.meta.url).pathname;
+const terminatedWaitingScript = new URL('./fixtures/worker-terminated-waiting.mjs', import.meta.url).pathname;
 const loadAtImportScript = new URL('./fixtures/load-at-import.mjs', import.meta.url).pathname;
 const sliceResetOnForkScript = new URL('./fixtures/slice-reset-on-fork.mjs', import.meta.url).pathname;
 const dirs: string[] = [];
@@ -168,6 +169,27 @@ describe('write turn', () => {
     const waiting = turn.acquire(15_000);
     await worker.terminate();
     expect(await waiting).toBe(true);
+    turn.close();
+  });
+
+  it('a worker thread terminated while it waits (acquire, awaitAnswer, awaitPost) does not abort the process', () => {
+    // The pending promise was settled from the environment's cleanup hook without a handle scope:
+    // FATAL ERROR, SIGABRT, for the whole process.
+    const path = turnPath();
+    const turn = openWriteTurn(path);
+    expect(turn.tryAcquire()).toBe(true);
+    for (const mode of ['acquire', 'await', 'await-post']) {
+      const run = spawnSync(process.execPath, [terminatedWaitingScript, path, mode, turnPath()], {
+        encoding: 'utf8',
+        timeout: 20_000,
+      });
+      expect({ mode, status: run.status, signal: run.signal, stdout: run.stdout }).toEqual({
+        mode,
+        status: 0,
+        signal: null,
+        stdout: 'terminated\n',
+      });
+    }
     turn.close();
   });
 
