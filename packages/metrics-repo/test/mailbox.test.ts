@@ -224,6 +224,29 @@ describe('the mailbox', () => {
     }
   }, 20_000);
 
+  it('a worker thread terminated while its insert waits in the mailbox: the process goes on, nothing is stored or left posted', async () => {
+    // Its turn handle's pending wait was settled from the thread's cleanup hook without a handle
+    // scope: FATAL ERROR, SIGABRT, for the whole process.
+    const path = tempDatabase();
+    const holder = await fileWithHeldTurn(path);
+    try {
+      const bundle = await bundleEntry(join(fixtures, 'terminated-follower.ts'));
+      const fixture = startFixture('terminated-follower.ts', [path], bundle);
+      await fixture.line((line) => line.includes('"terminated"'), 20_000);
+      expect(await fixture.exited).toEqual({ code: 0, signal: null });
+      expect(holder.posted()).toBe(0);
+      expect(postedInTurn(path)).toBe(0);
+      holder.release();
+      const repo = await openMetricsRepo({ path });
+      await repo.insert({ name: 'after', value: 1 });
+      await repo.close();
+      expect(storedRows(path, "name = 'terminated'")).toBe(0); // never acknowledged, never taken
+      expect(storedRows(path, "name = 'after'")).toBe(1);
+    } finally {
+      holder.close();
+    }
+  }, 30_000);
+
   it('many followers, one holder: 20 processes post behind a held turn, one opens the file and commits for all', async () => {
     const path = tempDatabase();
     const holder = await fileWithHeldTurn(path);
