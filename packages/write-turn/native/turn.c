@@ -562,6 +562,17 @@ static turn *unwrap(napi_env env, napi_value value) {
   return t;
 }
 
+/* The call's first `count` arguments into argv (undefined where missing), and the handle that is
+   the first: NULL, with an error thrown, when it is not an open one. */
+static turn *handle_args(napi_env env, napi_callback_info info, size_t count, napi_value *argv) {
+  size_t argc = count;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) {
+    napi_throw_error(env, NULL, "write-turn: napi_get_cb_info");
+    return NULL;
+  }
+  return unwrap(env, argv[0]);
+}
+
 /* The call's one argument, a path, into `path` with `spare` bytes left over; otherwise throws `usage`. */
 static int path_arg(napi_env env, napi_callback_info info, char *path, size_t size, size_t spare, const char *usage) {
   size_t argc = 1;
@@ -632,10 +643,8 @@ static napi_value js_identity(napi_env env, napi_callback_info info) {
 
 /* tryAcquire(handle): true if the turn is now held by this handle, without waiting. */
 static napi_value js_try_acquire(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 1, argv);
   if (t == NULL) return NULL;
   if (!is_idle(env, t)) return NULL;
   int held = lock_result(t->shared, pthread_mutex_trylock(&t->shared->mutex));
@@ -693,10 +702,8 @@ static int timeout_arg(napi_env env, napi_value value, double *timeout_ms) {
 
 /* acquire(handle, timeoutMs): a promise of true once held, false if the time ran out or the turn closed. */
 static napi_value js_acquire(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 2, argv);
   double timeout_ms;
   if (t == NULL || !timeout_arg(env, argv[1], &timeout_ms) || !is_idle(env, t)) return NULL;
   return start_wait(env, t, timeout_ms, CMD_ACQUIRE);
@@ -705,10 +712,8 @@ static napi_value js_acquire(napi_env env, napi_callback_info info) {
 /* awaitPost(handle, timeoutMs): the holder's wait for a post; a promise of true once one is there,
    false if the time ran out or the turn was released or closed meanwhile. */
 static napi_value js_await_post(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 2, argv);
   double timeout_ms;
   if (t == NULL || !timeout_arg(env, argv[1], &timeout_ms)) return NULL;
   if (t->owner == OWNER_NONE || t->deferred != NULL) {
@@ -720,10 +725,8 @@ static napi_value js_await_post(napi_env env, napi_callback_info info) {
 
 /* stopAwaitingPost(handle): ends a pending awaitPost at once (it settles false); no-op without one. */
 static napi_value js_stop_awaiting_post(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 1, argv);
   if (t == NULL) return NULL;
   if (t->deferred != NULL && t->awaiting_post) interrupt_post_wait(t);
   return NULL;
@@ -753,10 +756,8 @@ static napi_value ticket_value(napi_env env, uint32_t index, uint32_t serial) {
  * 3 (no answer to anyone for quietMs) or 0 (time up, closed).
  */
 static napi_value js_await(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 4, argv);
   uint32_t index, serial;
   double timeout_ms, quiet_ms;
   if (t == NULL || !ticket_arg(env, argv[1], &index, &serial) || !timeout_arg(env, argv[2], &timeout_ms) ||
@@ -789,10 +790,8 @@ static napi_value copy_out(napi_env env, const void *data, size_t length) {
 
 /* post(handle, payload): a ticket, or -1 when the payload is too large or every slot is taken. */
 static napi_value js_post(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 2, argv);
   void *data;
   size_t length;
   if (t == NULL || !bytes_arg(env, argv[1], &data, &length)) return NULL;
@@ -825,10 +824,8 @@ static napi_value js_post(napi_env env, napi_callback_info info) {
 
 /* withdraw(handle, ticket): true if the ticket was still waiting and is gone; false once a holder took it. */
 static napi_value js_withdraw(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 2, argv);
   uint32_t index, serial;
   if (t == NULL || !ticket_arg(env, argv[1], &index, &serial)) return NULL;
   shared_turn *s = t->shared;
@@ -842,10 +839,8 @@ static napi_value js_withdraw(napi_env env, napi_callback_info info) {
 
 /* collect(handle, ticket): the final answer's bytes, freeing the slot; null while there is none. */
 static napi_value js_collect(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 2, argv);
   uint32_t index, serial;
   if (t == NULL || !ticket_arg(env, argv[1], &index, &serial)) return NULL;
   shared_turn *s = t->shared;
@@ -875,10 +870,8 @@ static int owner_gone(shared_turn *s, uint32_t index) {
  * them, and nobody was told their rows were stored). Only the turn's holder may call it.
  */
 static napi_value js_take(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 1, argv);
   if (t == NULL) return NULL;
   if (t->owner == OWNER_NONE) {
     napi_throw_error(env, NULL, "write-turn: take() needs the turn");
@@ -949,10 +942,8 @@ static shared_slot *taken_slot(napi_env env, turn *t, napi_value ticket, uint32_
  * Final: the owner may collect it, and is woken (call announce() once all are written).
  */
 static napi_value js_answer(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
   napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 4, argv);
   uint32_t index;
   void *data;
   size_t length;
@@ -976,14 +967,12 @@ static napi_value js_answer(napi_env env, napi_callback_info info) {
  * (answer with final false) final, all of them, then wakes their posters: the holder does not
  * encode and write each answer again after its commit (500 answers: 0.3 to 0.4 ms of its CPU
  * instead of 1.3 to 1.9 ms), and a wake-up that hands the CPU to its poster leaves no answer
- * still unwritten behind it. Throws, and finishes none, if a ticket is not taken, has no answer or
- * is given twice.
+ * still unwritten behind it. One answer round: the other posters' patience restarts (announce).
+ * Throws, and finishes none, if a ticket is not taken, has no answer or is given twice.
  */
 static napi_value js_finish(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 2, argv);
   if (t == NULL) return NULL;
   uint32_t count;
   if (napi_get_array_length(env, argv[1], &count) != napi_ok) {
@@ -1014,15 +1003,14 @@ static napi_value js_finish(napi_env env, napi_callback_info info) {
   }
   for (uint32_t i = 0; i < count; i++) settle_taken(t->shared, indices[i], SLOT_ANSWERED);
   for (uint32_t i = 0; i < count; i++) wake_slot(t->shared, indices[i]);
+  if (count > 0) announce(t->shared);
   return NULL;
 }
 
 /* untake(handle, ticket): a taken ticket goes back to waiting for a holder (its transaction was not committed). */
 static napi_value js_untake(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
   napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 2, argv);
   uint32_t index;
   if (t == NULL) return NULL;
   shared_slot *slot = taken_slot(env, t, argv[1], &index);
@@ -1034,10 +1022,8 @@ static napi_value js_untake(napi_env env, napi_callback_info info) {
 
 /* posted(handle): how many payloads wait for a holder. */
 static napi_value js_posted(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 1, argv);
   if (t == NULL) return NULL;
   uint32_t count = 0;
   for (uint32_t i = 0; i < SLOT_COUNT; i++)
@@ -1049,10 +1035,8 @@ static napi_value js_posted(napi_env env, napi_callback_info info) {
 
 /* announce(handle): counts an answer round, after answers were made final (followers' patience restarts). */
 static napi_value js_announce(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 1, argv);
   if (t == NULL) return NULL;
   announce(t->shared);
   return NULL;
@@ -1060,10 +1044,8 @@ static napi_value js_announce(napi_env env, napi_callback_info info) {
 
 /* release(handle): hands the turn on. No-op when not held. */
 static napi_value js_release(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
-  turn *t = unwrap(env, argv[0]);
+  turn *t = handle_args(env, info, 1, argv);
   if (t == NULL) return NULL;
   if (t->deferred != NULL && t->awaiting_post) {
     /* Waiting for a post is the holder's alone: the wait ends first (it settles false). */

@@ -60,9 +60,9 @@ export interface WriteTurn {
   answer(ticket: Ticket, answer: Uint8Array, final: boolean): void;
   /**
    * Holder only: makes the answers written to these taken tickets before the commit (`final:
-   * false`) final, all of them before the first poster is woken, then wakes the posters; then
-   * {@link announce}. Throws, and finishes none, if one is not taken, has no answer written or
-   * is given twice.
+   * false`) final, all of them before the first poster is woken, then wakes the posters, and
+   * counts the round as {@link announce} does. Throws, and finishes none, if one is not taken,
+   * has no answer written or is given twice.
    */
   finish(tickets: Ticket[]): void;
   /** Holder only: a taken ticket waits for a holder again (its transaction did not commit). */
