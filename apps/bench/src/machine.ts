@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { availableParallelism, cpus, loadavg, release, totalmem, type } from 'node:os';
 import BetterSqlite3 from 'better-sqlite3';
@@ -57,4 +58,25 @@ export function describeRevision(): string {
   } catch {
     return 'unknown (not a git checkout)';
   }
+}
+
+/** Linux's USER_HZ, the unit of /proc's CPU counters on every architecture Node runs on. */
+const procTicksPerSecond = 100;
+
+/**
+ * CPU time of this process's children that have ended and been waited for, in ms (cutime +
+ * cstime of /proc/self/stat); undefined where there is none (not Linux).
+ */
+export function endedChildrenCpuMs(): number | undefined {
+  let stat: string;
+  try {
+    // fd-safe: /proc/self/stat, not a database file.
+    stat = readFileSync('/proc/self/stat', 'utf8');
+  } catch {
+    return undefined;
+  }
+  // The fields after the command's closing parenthesis start with the state (field 3); cutime is field 16.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[13]) + Number(fields[14]);
+  return Number.isFinite(ticks) ? (ticks * 1000) / procTicksPerSecond : undefined;
 }

@@ -40,4 +40,22 @@ describe('phases', () => {
     expect(run.stdout).toContain('repo: acked 2/2, stored 2');
     expect(run.stdout).toMatch(/repo\/raw: p99 [\d.]+x, CPU per row [\d.]+x/);
   });
+
+  it('counts each writer process from the release to its exit, its report and exit included', () => {
+    const writers = 3;
+    const run = runPhases(['--writers', String(writers), '--settle-ms', '0']);
+    expect(run.status).toBe(0);
+    for (const target of ['raw', 'repo']) {
+      const line = new RegExp(
+        `^${target}: release to the last exit ([\\d.]+) ms; CPU per writer meanwhile: each writer ([\\d.]+) ms \\(([\\d.]+) of it until its close\\), the launching process ([\\d.]+) ms$`,
+        'm',
+      ).exec(run.stdout);
+      expect(line, `${target}'s line in:\n${run.stdout}`).not.toBeNull();
+      const [wallMs, toExitMs, toCloseMs, launcherMs] = (line as RegExpExecArray).slice(1).map(Number);
+      expect(wallMs).toBeGreaterThan(0);
+      // The children's CPU comes in 10 ms ticks, summed over the writers: at most that much short.
+      expect(toExitMs).toBeGreaterThan((toCloseMs as number) - 10 / writers);
+      expect(launcherMs).toBeGreaterThanOrEqual(0);
+    }
+  });
 });

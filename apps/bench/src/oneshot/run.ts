@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { openDatabase } from '@repo/db';
 import { launch, type WorkerKind } from '@repo/launcher';
 import BetterSqlite3 from 'better-sqlite3';
+import { endedChildrenCpuMs } from '../machine.ts';
 import type { OneshotInput, OneshotResult } from './writer.ts';
 
 const writerEntry = fileURLToPath(new URL('./writer.ts', import.meta.url));
@@ -28,6 +29,15 @@ export interface OneshotRun {
   latenciesMs: number[];
   /** CPU of every writer from the release to the end of its close (threads: the whole process's, from the release until every thread has exited). */
   cpuMs: number;
+  /**
+   * From the release until every writer has ended (its process closed, its thread exited): the
+   * wall time, and the CPU spent meanwhile, per writer. `writersCpuMs`: processes, each writer's
+   * own from the release to its exit (its report and its exit too, which `cpuMs` leaves out but
+   * which share the cores with the writers still writing), from the ended children's CPU;
+   * undefined for threads (their CPU is in `launcherCpuMs`) and off Linux. `launcherCpuMs`: this
+   * process's (with every writer thread's, in thread mode).
+   */
+  burst: { wallMs: number; writersCpuMs: number | undefined; launcherCpuMs: number };
   results: OneshotResult[];
 }
 
@@ -71,6 +81,7 @@ export async function runOneshot(
   const path = file ?? join(dir as string, 'metrics.db');
   try {
     openDatabase(path).close();
+    const childrenCpuBefore = endedChildrenCpuMs();
     const fleet = await launch<OneshotInput, OneshotResult>({
       entry: writerEntry,
       kind: mode,
@@ -89,6 +100,7 @@ export async function runOneshot(
     // Before the CPU count starts: in thread mode it is this whole process's, and V8 collects meanwhile.
     if (settleMs > 0) await new Promise((settled) => setTimeout(settled, settleMs));
     const parentCpu = process.cpuUsage();
+    const releasedAt = performance.now();
     const outcomes = await fleet.run({ timeoutMs: 300_000 });
     // Threads: until every one has exited. A thread's isolate is torn down after its result arrives;
     // counting to the last result counted the teardowns of whichever threads ended before it: nearly
@@ -97,6 +109,11 @@ export async function runOneshot(
     if (mode === 'thread' && !(await fleet.exited({ timeoutMs: 60_000 })))
       throw new Error('oneshot: writer threads still alive 60 s after their results');
     const parentUsed = process.cpuUsage(parentCpu);
+    if (mode === 'process' && !(await fleet.exited({ timeoutMs: 60_000 })))
+      throw new Error('oneshot: writer processes still alive 60 s after their results');
+    const burstWallMs = performance.now() - releasedAt;
+    const launcherCpuMs = process.cpuUsage(parentCpu);
+    const childrenCpuAfter = endedChildrenCpuMs();
     const results: OneshotResult[] = [];
     let firstError: string | undefined;
     const failures: { index: number; message: string }[] = [];
@@ -109,6 +126,14 @@ export async function runOneshot(
       results.push(outcome.result);
       if (outcome.result.error !== undefined) failures.push({ index: outcome.index, message: outcome.result.error });
     }
+    // Every child's CPU, less what each had spent by the release (start-up, and V8's collections while it waited).
+    const writersCpuMs =
+      mode === 'process' &&
+      childrenCpuBefore !== undefined &&
+      childrenCpuAfter !== undefined &&
+      results.length === writers
+        ? childrenCpuAfter - childrenCpuBefore - results.reduce((sum, result) => sum + result.cpuAtReleaseMs, 0)
+        : undefined;
     const acknowledged = results.filter((result) => result.error === undefined);
     firstError ??= results.find((result) => result.error !== undefined)?.error;
     const sqlite = new BetterSqlite3(path, { readonly: true });
@@ -140,6 +165,11 @@ export async function runOneshot(
         mode === 'thread'
           ? (parentUsed.user + parentUsed.system) / 1000
           : results.reduce((sum, result) => sum + result.cpuMs, 0),
+      burst: {
+        wallMs: burstWallMs,
+        writersCpuMs: writersCpuMs === undefined ? undefined : writersCpuMs / writers,
+        launcherCpuMs: (launcherCpuMs.user + launcherCpuMs.system) / 1000 / writers,
+      },
       results,
     };
   } finally {

@@ -26,6 +26,8 @@ export interface OneshotResult {
   totalMs: number;
   /** CPU (user + system) of this process (of this thread, in a worker thread on Linux) from the release to the end of close. */
   cpuMs: number;
+  /** This process's CPU (this thread's, in a worker thread on Linux) at the release, counted from its start. */
+  cpuAtReleaseMs: number;
   /** From the start of the process (or thread) to the barrier, and the CPU it took. */
   startupMs: number;
   startupCpuMs: number;
@@ -93,6 +95,7 @@ defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuM
       latencyMs,
       totalMs: performance.now() - start,
       cpuMs: cpuClockMs() - cpu,
+      cpuAtReleaseMs: cpu,
       startupMs,
       startupCpuMs,
       phases,
