@@ -41,8 +41,10 @@ const silent: PhaseTrace = { mark() {} };
 export function tracePhases(scope: string): PhaseTrace {
   if (!phaseChannel.hasSubscribers) return silent;
   let wall = performance.now();
-  let cpu = cpuClockMs();
+  // The switches before the CPU: a thread preempted on leaving the clock's system call waits
+  // inside this phase's wall time, and that switch must count in this phase too, not before it.
   let switches = process.resourceUsage().involuntaryContextSwitches;
+  let cpu = cpuClockMs();
   return {
     mark(phase, counts) {
       const cpuNow = cpuClockMs();
