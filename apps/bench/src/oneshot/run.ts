@@ -126,7 +126,8 @@ export async function runOneshot(
       results.push(outcome.result);
       if (outcome.result.error !== undefined) failures.push({ index: outcome.index, message: outcome.result.error });
     }
-    // Every child's CPU, less what each had spent by the release (start-up, and V8's collections while it waited).
+    // Every child's CPU, less what each had spent by the release (start-up, and V8's collections while it
+    // waited). Only the writers end meanwhile: the launcher's other child, esbuild's service, lives on.
     const writersCpuMs =
       mode === 'process' &&
       childrenCpuBefore !== undefined &&
