@@ -102,17 +102,17 @@ export async function runOneshot(
     const parentCpu = process.cpuUsage();
     const releasedAt = performance.now();
     const outcomes = await fleet.run({ timeoutMs: 300_000 });
-    // Threads: until every one has exited. A thread's isolate is torn down after its result arrives;
+    // Until every writer has exited. A thread's isolate is torn down after its result arrives;
     // counting to the last result counted the teardowns of whichever threads ended before it: nearly
     // all of a repository run's (its holder answers last), not naive code's (BENCHMARKS.md, "Threads'
-    // CPU, counted until they exit").
-    if (mode === 'thread' && !(await fleet.exited({ timeoutMs: 60_000 })))
-      throw new Error('oneshot: writer threads still alive 60 s after their results');
-    const parentUsed = process.cpuUsage(parentCpu);
-    if (mode === 'process' && !(await fleet.exited({ timeoutMs: 60_000 })))
-      throw new Error('oneshot: writer processes still alive 60 s after their results');
+    // CPU, counted until they exit"). A process's report and exit count in `burst`.
+    if (!(await fleet.exited({ timeoutMs: 60_000 })))
+      throw new Error(
+        `oneshot: writer ${mode === 'thread' ? 'threads' : 'processes'} still alive 60 s after their results`,
+      );
     const burstWallMs = performance.now() - releasedAt;
-    const launcherCpuMs = process.cpuUsage(parentCpu);
+    const launcherUsed = process.cpuUsage(parentCpu);
+    const launcherCpuMs = (launcherUsed.user + launcherUsed.system) / 1000;
     const childrenCpuAfter = endedChildrenCpuMs();
     const results: OneshotResult[] = [];
     let firstError: string | undefined;
@@ -162,14 +162,11 @@ export async function runOneshot(
       firstError,
       errors: [...errors.values()],
       latenciesMs: acknowledged.map((result) => result.latencyMs),
-      cpuMs:
-        mode === 'thread'
-          ? (parentUsed.user + parentUsed.system) / 1000
-          : results.reduce((sum, result) => sum + result.cpuMs, 0),
+      cpuMs: mode === 'thread' ? launcherCpuMs : results.reduce((sum, result) => sum + result.cpuMs, 0),
       burst: {
         wallMs: burstWallMs,
         writersCpuMs: writersCpuMs === undefined ? undefined : writersCpuMs / writers,
-        launcherCpuMs: (launcherCpuMs.user + launcherCpuMs.system) / 1000 / writers,
+        launcherCpuMs: launcherCpuMs / writers,
       },
       results,
     };

@@ -382,10 +382,7 @@ export class SqliteWriter {
       trace?.mark('lock-held');
       const failure = toDatabaseError(error);
       this.queue.fail(this.queue.takeBatch(), failure, inline);
-      this.answerMail(
-        mail,
-        mail.map(() => failure),
-      );
+      this.failMail(mail, failure);
       return;
     }
     this.commitBatch(this.queue.takeBatch(), mail, inline, trace);
@@ -428,20 +425,20 @@ export class SqliteWriter {
     return mail;
   }
 
-  /** Final answers written afresh (a failure: nothing was committed), then the followers woken. */
-  private answerMail(mail: MailJob[], outcomes: JobOutcome[]): void {
+  /** Nothing was committed: every follower's final answer is `failure`, then they are woken. */
+  private failMail(mail: MailJob[], failure: JobOutcome): void {
     if (mail.length === 0) return;
     const turn = this.turn as WriteTurn;
-    for (let i = 0; i < mail.length; i++) {
-      turn.answer((mail[i] as MailJob).ticket, encodeAnswer(outcomes[i] as JobOutcome), true);
-    }
+    const answer = encodeAnswer(failure);
+    for (const entry of mail) turn.answer(entry.ticket, answer, true);
     turn.announce();
   }
 
   /** Runs inside BEGIN IMMEDIATE; commits, or rolls back and reports. Synchronous from start to end. */
   private commitBatch(batch: Job[], mail: MailJob[], inline: boolean, trace?: PhaseTrace): void {
     let outcomes: JobOutcome[];
-    const turn = this.turn;
+    // Mail is only taken while holding the turn: wherever there is mail, there is a turn.
+    const turn = this.turn as WriteTurn;
     // A follower's rows go where the follower meant: not into a file that replaced it at that path.
     const mailJobs: Job[] = [];
     const misplaced = new Map<MailJob, MetricsRepoError>();
@@ -459,7 +456,7 @@ export class SqliteWriter {
         let k = batch.length;
         for (const entry of mail) {
           const outcome = misplaced.get(entry) ?? (outcomes[k++] as JobOutcome);
-          (turn as WriteTurn).answer(entry.ticket, encodeAnswer(outcome, token), false);
+          turn.answer(entry.ticket, encodeAnswer(outcome, token), false);
         }
       }
       if (this.sqlite.inTransaction) this.sqlite.exec('COMMIT');
@@ -470,14 +467,11 @@ export class SqliteWriter {
       // Nothing was committed: a lost lock sends the batch back to the front of the queue, in order.
       if (isBusyError(error)) {
         this.queue.putBack(batch);
-        for (const entry of mail) (turn as WriteTurn).untake(entry.ticket);
+        for (const entry of mail) turn.untake(entry.ticket);
       } else {
         const failure = toDatabaseError(error);
         this.queue.fail(batch, failure, inline);
-        this.answerMail(
-          mail,
-          mail.map(() => failure),
-        );
+        this.failMail(mail, failure);
       }
       return;
     }
@@ -488,7 +482,7 @@ export class SqliteWriter {
       // harmless): every one, before the first follower is woken. Encoded again and written one
       // by one, 500 took the holder 1.3 to 1.9 ms of CPU, against 0.3 to 0.4 ms (BENCHMARKS.md,
       // "The answers, made final at once").
-      (turn as WriteTurn).finish(mail.map((entry) => entry.ticket));
+      turn.finish(mail.map((entry) => entry.ticket));
     }
     this.checkpointer.afterCommit();
   }
