@@ -63,6 +63,9 @@ export function describeRevision(): string {
 /** Linux's USER_HZ, the unit of /proc's CPU counters on every architecture Node runs on. */
 const procTicksPerSecond = 100;
 
+/** How coarse endedChildrenCpuMs is: the sum over every ended child is rounded to one tick. */
+export const endedChildrenCpuResolutionMs = 1000 / procTicksPerSecond;
+
 /**
  * CPU time of this process's children that have ended and been waited for, in ms (cutime +
  * cstime of /proc/self/stat); undefined where there is none (not Linux).

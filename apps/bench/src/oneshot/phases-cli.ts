@@ -140,11 +140,11 @@ for (const writers of writerCounts) {
   }
   // What `CPU per row` leaves out, on the same cores: each writer's report and exit, and the launcher.
   for (const run of runs) {
-    const { wallMs, writersCpuMs, launcherCpuMs } = run.burst;
+    const { wallMs, writersCpuMs, writersCpuResolutionMs, launcherCpuMs } = run.burst;
     const writersPart =
       writersCpuMs === undefined
         ? ''
-        : `each writer ${fixed(writersCpuMs)} ms (${fixed(run.cpuMs / run.writers)} of it until its close), `;
+        : `each writer ${fixed(writersCpuMs)} ms ±${fixed(writersCpuResolutionMs)} (${fixed(run.cpuMs / run.writers)} of it until its close), `;
     const launcher = mode === 'thread' ? 'this process with its writer threads' : 'the launching process';
     process.stdout.write(
       `${run.target}: release to the last exit ${fixed(wallMs)} ms; CPU per writer meanwhile: ${writersPart}${launcher} ${fixed(launcherCpuMs)} ms\n`,

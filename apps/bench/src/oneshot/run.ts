@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { openDatabase } from '@repo/db';
 import { launch, type WorkerKind } from '@repo/launcher';
 import BetterSqlite3 from 'better-sqlite3';
-import { endedChildrenCpuMs } from '../machine.ts';
+import { endedChildrenCpuMs, endedChildrenCpuResolutionMs } from '../machine.ts';
 import type { OneshotInput, OneshotResult } from './writer.ts';
 
 const writerEntry = fileURLToPath(new URL('./writer.ts', import.meta.url));
@@ -35,9 +35,11 @@ export interface OneshotRun {
    * own from the release to its exit (its report and its exit too, which `cpuMs` leaves out but
    * which share the cores with the writers still writing), from the ended children's CPU;
    * undefined for threads (their CPU is in `launcherCpuMs`) and off Linux. `launcherCpuMs`: this
-   * process's (with every writer thread's, in thread mode).
+   * process's (with every writer thread's, in thread mode). `writersCpuResolutionMs`: how far
+   * `writersCpuMs` may be off (the kernel counts the children's CPU in 10 ms ticks, summed over
+   * every writer): 10 ms at one writer, where the figure means nothing.
    */
-  burst: { wallMs: number; writersCpuMs: number | undefined; launcherCpuMs: number };
+  burst: { wallMs: number; writersCpuMs: number | undefined; writersCpuResolutionMs: number; launcherCpuMs: number };
   results: OneshotResult[];
 }
 
@@ -166,6 +168,7 @@ export async function runOneshot(
       burst: {
         wallMs: burstWallMs,
         writersCpuMs: writersCpuMs === undefined ? undefined : writersCpuMs / writers,
+        writersCpuResolutionMs: endedChildrenCpuResolutionMs / writers,
         launcherCpuMs: launcherCpuMs / writers,
       },
       results,
