@@ -70,7 +70,8 @@ export interface OpenedDatabase {
  * Throws {@link OpenDatabaseError} naming the path and the cause. A failed open
  * creates no file and changes no existing one.
  */
-export function openDatabase(path: string, options: OpenDatabaseOptions = {}): OpenedDatabase {
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+export const openDatabase = (function openDatabase(path: string, options: OpenDatabaseOptions = {}): OpenedDatabase {
   const absolutePath = resolve(path);
   const {
     busyTimeoutMs = 5000,
@@ -152,7 +153,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): O
     sqlite.close();
     throw error instanceof OpenDatabaseError ? error : classify(error, absolutePath);
   }
-}
+});
 
 /**
  * Switches the journal mode, waiting for the write lock up to the busy timeout. The switch opens
@@ -190,7 +191,8 @@ function switchJournalMode(sqlite: BetterSqlite3.Database, journalMode: string, 
  * then deletes the -wal and -shm files under them, and acknowledged rows vanish
  * (sqlite.org, "How To Corrupt An SQLite Database File", 2.2).
  */
-function ensureWritableLocation(path: string): void {
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+const ensureWritableLocation = (function ensureWritableLocation(path: string): void {
   const directory = dirname(path);
   let stats = statOrUndefined(path);
   if (stats === undefined && statOrUndefined(directory) === undefined) {
@@ -228,10 +230,11 @@ function ensureWritableLocation(path: string): void {
       });
     }
   }
-}
+});
 
 /** The file's stats, or undefined when nothing is there; other failures surface as OPEN_FAILED. */
-function statOrUndefined(path: string): Stats | undefined {
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+const statOrUndefined = (function statOrUndefined(path: string): Stats | undefined {
   try {
     return statSync(path);
   } catch (error) {
@@ -242,7 +245,7 @@ function statOrUndefined(path: string): Stats | undefined {
       cause: error,
     });
   }
-}
+});
 
 let nativeBindingPath: string | undefined;
 
@@ -251,10 +254,11 @@ let nativeBindingPath: string | undefined;
  * with the `bindings` package, which searches a dozen places on every first open
  * of a process (~2.8 ms of the ~4.5 ms a short-lived writer spends opening).
  */
-function nativeBinding(): string {
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+const nativeBinding = (function nativeBinding(): string {
   nativeBindingPath ??= createRequire(import.meta.url).resolve('better-sqlite3/build/Release/better_sqlite3.node');
   return nativeBindingPath;
-}
+});
 
 function errnoOf(error: unknown): string {
   return (error as NodeJS.ErrnoException).code ?? String(error);

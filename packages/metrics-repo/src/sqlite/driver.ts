@@ -38,7 +38,10 @@ import { SqliteWriter, toDatabaseError } from './writer.ts';
  * turn's mailbox (see follower.ts) to whoever holds it, and a read opens the
  * file then. A file not found is opened (and created) the usual way.
  */
-export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise<Backend<MetricsDatabase>> {
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+export const openSqliteBackend = (async function openSqliteBackend(
+  options: ResolvedSqliteOptions,
+): Promise<Backend<MetricsDatabase>> {
   const path = resolve(options.path);
   const turn = openTurn(path);
   const file = turn === undefined ? undefined : busyFile(path, turn);
@@ -112,19 +115,20 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
       else turn.close();
     },
   };
-}
+});
 
 /**
  * The file at `path` when another repository holds its turn (it is opening the file, or
  * writing to it): this one can leave the file to it. Otherwise undefined, and this one holds
  * the turn now if it was free.
  */
-function busyFile(path: string, turn: WriteTurn): FileKey | undefined {
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+const busyFile = (function busyFile(path: string, turn: WriteTurn): FileKey | undefined {
   // The addon's stat, not node:fs's: a follower would compile Node's Stats code for this alone.
   const identity = fileIdentity(path);
   if (turn.tryAcquire() || identity === undefined) return undefined;
   return identity;
-}
+});
 
 interface Connection {
   opened: OpenedDatabase;
@@ -143,7 +147,8 @@ interface Connection {
  */
 const holderOpenSliceNs = 30_000_000;
 
-async function connect(
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+const connect = (async function connect(
   options: ResolvedSqliteOptions,
   turn: WriteTurn | undefined,
   queue?: WriteQueue,
@@ -155,7 +160,7 @@ async function connect(
   } finally {
     if (sliceBefore !== undefined) setThreadSlice(sliceBefore);
   }
-}
+});
 
 /** One attempt, for a synchronous first read through `db` (no wait: it throws if a lock is in the way). */
 function connectNow(options: ResolvedSqliteOptions, turn: WriteTurn | undefined, queue: WriteQueue): Connection {
@@ -163,11 +168,13 @@ function connectNow(options: ResolvedSqliteOptions, turn: WriteTurn | undefined,
 }
 
 /** The connection never sleeps inside a call: a lock in the way fails at once (see openSqliteBackend). */
-function openOnce(options: ResolvedSqliteOptions): OpenedDatabase {
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+const openOnce = (function openOnce(options: ResolvedSqliteOptions): OpenedDatabase {
   return openDatabase(options.path, { busyTimeoutMs: 0, synchronous: options.synchronous });
-}
+});
 
-function withWriter(
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+const withWriter = (function withWriter(
   opened: OpenedDatabase,
   options: ResolvedSqliteOptions,
   turn: WriteTurn | undefined,
@@ -199,7 +206,7 @@ function withWriter(
       cause: error,
     });
   }
-}
+});
 
 async function countRows(
   db: MetricsDatabase,

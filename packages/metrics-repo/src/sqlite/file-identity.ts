@@ -27,10 +27,11 @@ export interface FileIdentity {
 const walHeaderBytes = 32;
 const walFrameHeaderBytes = 24;
 
-export function captureIdentity(path: string, pageSize: number): FileIdentity {
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+export const captureIdentity = (function captureIdentity(path: string, pageSize: number): FileIdentity {
   const { dev, ino } = statSync(path);
   return { dev, ino, pageSize };
-}
+});
 
 /** Another file now stands at `path`: writes meant for the opened one must not go into it. */
 export function replacedFileError(path: string): DatabaseError {
@@ -46,7 +47,8 @@ export function replacedFileError(path: string): DatabaseError {
  * lock), also throws when pages of the database are in neither the file nor the
  * WAL: the file was truncated or overwritten.
  */
-export function verifyFile(path: string, identity: FileIdentity, pageCount?: number): void {
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+export const verifyFile = (function verifyFile(path: string, identity: FileIdentity, pageCount?: number): void {
   let size: number;
   try {
     const current = statSync(path);
@@ -80,25 +82,27 @@ export function verifyFile(path: string, identity: FileIdentity, pageCount?: num
       `the database file ${JSON.stringify(path)} was truncated by another program (${size} bytes on disk, ${pageCount} pages expected); restore it from a backup`,
     );
   }
-}
+});
 
 /**
  * The database's -wal file now: its size and modification time, or undefined when
  * there is none (or it cannot be examined). Only `stat`, like everything here.
  * Shared by the file check, the lock's back-off and the checkpointer.
  */
-export function walFile(path: string): { size: number; mtimeNs: bigint } | undefined {
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+export const walFile = (function walFile(path: string): { size: number; mtimeNs: bigint } | undefined {
   try {
     const stats = statSync(`${path}-wal`, { bigint: true, throwIfNoEntry: false });
     return stats === undefined ? undefined : { size: Number(stats.size), mtimeNs: stats.mtimeNs };
   } catch {
     return undefined;
   }
-}
+});
 
-function walSize(path: string): number {
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+const walSize = (function walSize(path: string): number {
   return walFile(path)?.size ?? 0;
-}
+});
 
 /** "was deleted" or "was renamed to ...": the open descriptor's /proc link says which (Linux); elsewhere, both. */
 function vanished(path: string, identity: FileIdentity): string {

@@ -13,7 +13,8 @@ const cpus = availableParallelism();
  * else, not hung: giving up on it makes each waiter open the database and fight for its lock,
  * which costs the CPU that is short (`phases --writers 1000`, see BENCHMARKS.md).
  */
-export function machineOverloaded(): boolean {
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+export const machineOverloaded = (function machineOverloaded(): boolean {
   let loadavg: string;
   try {
     // fd-safe: a file of /proc, never the database.
@@ -22,10 +23,11 @@ export function machineOverloaded(): boolean {
     return false;
   }
   return overloaded(loadavg, cpus);
-}
+});
 
 /** The rule, on the text of /proc/loadavg (`0.52 0.58 0.59 3/312 2880`: 3 runnable of 312). */
-export function overloaded(loadavg: string, cpuCount: number): boolean {
+// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+export const overloaded = (function overloaded(loadavg: string, cpuCount: number): boolean {
   const runnable = Number.parseInt(loadavg.split(' ')[3] ?? '', 10);
   return Number.isFinite(runnable) && runnable > overloadedPerCpu * cpuCount;
-}
+});
