@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { phaseChannel } from '@repo/db';
 import { openWriteTurn, setThreadSlice } from '@repo/write-turn';
 import { describe, expect, it } from 'vitest';
-import { openMetricsRepo } from '../src/index.ts';
+import { type MetricsRepo, openMetricsRepo } from '../src/index.ts';
 import { mailboxPatienceMs } from '../src/sqlite/post.ts';
 import { fileWithHeldTurn, holdWriteLock, storedRows, usePhases, useTempDatabase } from './helpers.ts';
 
@@ -89,17 +89,22 @@ describe('the write turn', () => {
     stuck.close();
   });
 
+  /** The calling thread's slice (ns; 0: the default), read by setting one and putting it back. */
+  const currentSlice = () => {
+    const slice = setThreadSlice(5_000_000) as number;
+    setThreadSlice(slice);
+    return slice;
+  };
+  /** Whether this kernel keeps a slice (6.12 and later); one before ignores it, and reads back 0. */
+  const slicesWork = () => {
+    const before = setThreadSlice(5_000_000) as number;
+    return setThreadSlice(before) === 5_000_000;
+  };
+
   it("opening the file while holding the turn runs on a long CPU slice, and gives the thread's own back after, also when the open fails", async (context) => {
-    /** The calling thread's slice (ns; 0: the default), read by setting one and putting it back. */
-    const currentSlice = () => {
-      const slice = setThreadSlice(5_000_000) as number;
-      setThreadSlice(slice);
-      return slice;
-    };
+    // Reported as skipped on a kernel that ignores slices, not passed.
+    if (!slicesWork()) context.skip();
     const before = currentSlice();
-    // A kernel before 6.12 ignores slices (one just set reads back as 0): reported as skipped there, not passed.
-    setThreadSlice(5_000_000);
-    if (setThreadSlice(before) !== 5_000_000) context.skip();
     const duringOpen: number[] = [];
     const onPhase = (message: unknown) => {
       if ((message as { scope: string }).scope === 'open') duringOpen.push(currentSlice());
@@ -118,5 +123,41 @@ describe('the write turn', () => {
     }
     expect(duringOpen.length).toBeGreaterThan(0);
     expect(new Set(duringOpen)).toEqual(new Set([30_000_000]));
+  });
+
+  it("a follower waits for its answer on the shortest slice, and has the thread's own back once its wait ends, however it ends", async (context) => {
+    if (!slicesWork()) context.skip();
+    const before = currentSlice();
+    const path = tempDatabase();
+    const holder = await fileWithHeldTurn(path);
+    // Two followers in this thread (two repositories): the slice is the thread's, shared by both waits.
+    const repos = await Promise.all([
+      openMetricsRepo({ path }),
+      openMetricsRepo({ path }),
+      openMetricsRepo({ path, lockTimeoutMs: 200 }),
+    ]);
+    const [first, second, impatient] = repos as [MetricsRepo, MetricsRepo, MetricsRepo];
+    try {
+      const inserts = [first, second].map((repo, i) => repo.insert({ name: 'slice', value: i }));
+      while (holder.posted() < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(currentSlice()).toBe(100_000);
+      // The turn comes to one of them: its wait ends ('turn'), it commits for both.
+      holder.release();
+      await Promise.all(inserts);
+      expect(currentSlice()).toBe(before);
+      expect(storedRows(path, "name = 'slice'")).toBe(2);
+
+      // A wait that times out (the holder never answers): the thread's slice comes back too.
+      await Promise.all([first.close(), second.close()]);
+      expect(holder.tryAcquire()).toBe(true);
+      const timedOut = impatient.insert({ name: 'slice', value: 3 }).catch((error: unknown) => error);
+      while (holder.posted() < 1) await new Promise((resolve) => setTimeout(resolve, 5));
+      expect(currentSlice()).toBe(100_000);
+      expect(await timedOut).toMatchObject({ code: 'LOCK_TIMEOUT' });
+      expect(currentSlice()).toBe(before);
+    } finally {
+      holder.close();
+      await Promise.all(repos.map((repo) => repo.close()));
+    }
   });
 });

@@ -3,7 +3,7 @@ import { DatabaseError } from '../errors.ts';
 import type { Job, WriteQueue } from '../queue.ts';
 import { encodePosting, type FileKey, outcomeOf } from './mailbox.ts';
 import { machineOverloaded } from './overload.ts';
-import type { WriteTurn } from './turn.ts';
+import { beginWaitingSlice, endWaitingSlice, type WriteTurn } from './turn.ts';
 
 /**
  * How long a writer waits in the mailbox while the holder answers nobody before
@@ -70,35 +70,40 @@ export const postAndWait = (async function postAndWait(
   const trace = tracePhases('write');
   const ticket = turn.post(encodePosting(job, file, synchronous));
   if (ticket === undefined) return { kind: 'unposted' };
-  let taken = false;
-  for (;;) {
-    // Once a holder has taken the job, only its answer (or its death, seen by the turn) ends the wait.
-    const until = taken ? Date.now() + takenRecheckMs : deadline;
-    const outcome = await turn.awaitAnswer(ticket, Math.max(0, until - Date.now()), mailboxPatienceMs);
-    if (outcome === 'answer') {
-      const answer = turn.collect(ticket);
-      if (answer === null) continue;
+  beginWaitingSlice();
+  try {
+    let taken = false;
+    for (;;) {
+      // Once a holder has taken the job, only its answer (or its death, seen by the turn) ends the wait.
+      const until = taken ? Date.now() + takenRecheckMs : deadline;
+      const outcome = await turn.awaitAnswer(ticket, Math.max(0, until - Date.now()), mailboxPatienceMs);
+      if (outcome === 'answer') {
+        const answer = turn.collect(ticket);
+        if (answer === null) continue;
+        trace.mark('mailbox-wait');
+        return { kind: 'answered', answer };
+      }
+      if (outcome === 'turn') {
+        trace.mark('mailbox-wait');
+        if (turn.withdraw(ticket)) return { kind: 'turn' };
+        const answer = turn.collect(ticket);
+        return answer === null ? { kind: 'in-doubt', ticket } : { kind: 'answered', answer };
+      }
+      // Quiet on a machine short of CPUs: the holder is most likely waiting for one, as this writer would.
+      if (outcome === 'quiet' && !taken && machineOverloaded()) continue;
+      // 'timeout' or 'quiet'. A job already taken by a holder is being committed: its answer comes shortly.
+      if (!turn.withdraw(ticket)) {
+        taken = true;
+        const late = Date.now() - deadline;
+        // A holder short of a CPU is slow, not stopped: it gets longer, but not for ever.
+        if (late > takenGraceMs && (late > takenGraceOverloadedMs || !machineOverloaded())) return { kind: 'unknown' };
+        continue;
+      }
       trace.mark('mailbox-wait');
-      return { kind: 'answered', answer };
+      return Date.now() >= deadline ? { kind: 'timeout' } : { kind: 'quiet' };
     }
-    if (outcome === 'turn') {
-      trace.mark('mailbox-wait');
-      if (turn.withdraw(ticket)) return { kind: 'turn' };
-      const answer = turn.collect(ticket);
-      return answer === null ? { kind: 'in-doubt', ticket } : { kind: 'answered', answer };
-    }
-    // Quiet on a machine short of CPUs: the holder is most likely waiting for one, as this writer would.
-    if (outcome === 'quiet' && !taken && machineOverloaded()) continue;
-    // 'timeout' or 'quiet'. A job already taken by a holder is being committed: its answer comes shortly.
-    if (!turn.withdraw(ticket)) {
-      taken = true;
-      const late = Date.now() - deadline;
-      // A holder short of a CPU is slow, not stopped: it gets longer, but not for ever.
-      if (late > takenGraceMs && (late > takenGraceOverloadedMs || !machineOverloaded())) return { kind: 'unknown' };
-      continue;
-    }
-    trace.mark('mailbox-wait');
-    return Date.now() >= deadline ? { kind: 'timeout' } : { kind: 'quiet' };
+  } finally {
+    endWaitingSlice();
   }
 });
 
