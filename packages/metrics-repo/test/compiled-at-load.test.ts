@@ -35,9 +35,9 @@ function functionEvents(log: string): Map<string, Set<string>> {
     if (fields[0] !== 'function' || fields.length < 8) continue;
     // A bundle may rename a function (esbuild adds a digit when two modules use one name).
     const name = (fields.at(-1) as string).replace(/\d+$/, '');
-    let kinds = events.get(name);
-    if (kinds === undefined) events.set(name, (kinds = new Set()));
+    const kinds = events.get(name) ?? new Set<string>();
     kinds.add(fields[1] as string);
+    events.set(name, kinds);
   }
   return events;
 }
