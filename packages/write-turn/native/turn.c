@@ -138,7 +138,7 @@ static int change_slice(pid_t tid, uint64_t ns, struct slice_attr *current, uint
 /*
  * The waiting thread's slice: the shortest a normal thread may ask for. It runs for microseconds
  * at each wake-up, and the JavaScript thread waits for it; the fair scheduler (EEVDF) runs first
- * the thread whose slice ends soonest, so it runs ahead of threads on the default slice (1.5 ms
+ * the thread whose slice ends soonest, so it runs ahead of threads on the default slice (1.4 ms
  * here), among hundreds of one-row processes on two cores. Its share of the CPU is the same.
  */
 #define WAITER_SLICE_NS 100000ULL

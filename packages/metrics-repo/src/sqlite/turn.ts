@@ -19,8 +19,9 @@ export const openTurn = (function openTurn(databasePath: string): WriteTurn | un
  * (EEVDF) runs first the runnable thread whose slice ends soonest, and a thread that went to sleep
  * having run past its share wakes up behind the others; a short slice does neither. Among hundreds
  * of one-row processes on two cores, woken followers then take their answers ahead of the ones
- * already answered and exiting: `phases --writers 500`, p99 0.58× to 0.75× naive code's with it,
- * 1.01× to 1.23× without (BENCHMARKS.md, "Answers taken first"). Its share of the CPU is the same.
+ * already answered and exiting: `phases --writers 500`, p99 0.43× to 0.79× naive code's with it,
+ * 1.01× to 1.41× without, CPU per row 0.4 ms more (BENCHMARKS.md, "Compiled when loaded; answers
+ * taken first"). Its share of the CPU is the same.
  */
 const waitingSliceNs = 100_000;
 let waitingPosts = 0;
