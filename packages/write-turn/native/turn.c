@@ -104,34 +104,33 @@ struct slice_attr {
 #define SCHED_FLAG_RESET_ON_FORK 0x01
 #endif
 
-/* Thread `tid`'s attributes (0: the calling thread) with `runtime` as its slice (0: the kernel's default); 0 on success. */
-static int set_runtime(pid_t tid, const struct slice_attr *current, uint64_t runtime) {
+/* The calling thread's attributes with `runtime` as its slice (0: the kernel's default); 0 on success. */
+static int set_runtime(const struct slice_attr *current, uint64_t runtime) {
   struct slice_attr a = *current;
   a.size = sizeof a;
   a.sched_flags = current->sched_flags & SCHED_FLAG_RESET_ON_FORK;
   a.sched_runtime = runtime;
-  return (int)syscall(SYS_sched_setattr, tid, &a, 0);
+  return (int)syscall(SYS_sched_setattr, 0, &a, 0);
 }
 
 /*
- * Gives thread `tid` (0: the calling thread) the slice `ns` if it is a normal thread: 1 once set,
- * with its attributes in `current` and the slice it had in `had` (0 when that was the kernel's
- * default). The kernel reports the slice in force, its default too: restoring that number would
+ * Gives the calling thread the slice `ns` if it is a normal thread: 1 once set, with its
+ * attributes in `current` and the slice it had in `had` (0 when that was the kernel's default). The kernel reports the slice in force, its default too: restoring that number would
  * pin the thread to it (a later change of the system's default would pass it by), so it asks for
  * the default and reads it back, and the same number means the default.
  */
-static int change_slice(pid_t tid, uint64_t ns, struct slice_attr *current, uint64_t *had) {
+static int change_slice(uint64_t ns, struct slice_attr *current, uint64_t *had) {
   memset(current, 0, sizeof *current);
-  if (syscall(SYS_sched_getattr, tid, current, sizeof *current, 0) != 0 ||
+  if (syscall(SYS_sched_getattr, 0, current, sizeof *current, 0) != 0 ||
       (current->sched_policy != SCHED_OTHER && current->sched_policy != SCHED_BATCH))
     return 0;
   *had = current->sched_runtime;
   struct slice_attr d;
   memset(&d, 0, sizeof d);
-  int probed = *had != 0 && set_runtime(tid, current, 0) == 0;
-  if (probed && syscall(SYS_sched_getattr, tid, &d, sizeof d, 0) == 0 && d.sched_runtime == *had) *had = 0;
-  if (set_runtime(tid, current, ns) == 0) return 1;
-  if (probed) set_runtime(tid, current, current->sched_runtime); /* As it was: nothing changed. */
+  int probed = *had != 0 && set_runtime(current, 0) == 0;
+  if (probed && syscall(SYS_sched_getattr, 0, &d, sizeof d, 0) == 0 && d.sched_runtime == *had) *had = 0;
+  if (set_runtime(current, ns) == 0) return 1;
+  if (probed) set_runtime(current, current->sched_runtime); /* As it was: nothing changed. */
   return 0;
 }
 
@@ -446,7 +445,7 @@ static void *waiter_main(void *arg) {
   pthread_setname_np(pthread_self(), "write-turn"); /* Told apart in `top -H` and /proc. */
   struct slice_attr attr;
   uint64_t had;
-  change_slice(0, WAITER_SLICE_NS, &attr, &had);
+  change_slice(WAITER_SLICE_NS, &attr, &had);
   pthread_mutex_lock(&t->control);
   for (;;) {
     while (t->command == CMD_NONE) pthread_cond_wait(&t->wake, &t->control);
@@ -1154,7 +1153,7 @@ static napi_value js_set_slice(napi_env env, napi_callback_info info) {
   }
   struct slice_attr a;
   uint64_t had;
-  if (change_slice(0, (uint64_t)ns, &a, &had)) before = (double)had;
+  if (change_slice((uint64_t)ns, &a, &had)) before = (double)had;
   napi_value result;
   CHECK(napi_create_double(env, before, &result));
   return result;
