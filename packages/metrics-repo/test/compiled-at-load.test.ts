@@ -12,7 +12,13 @@ const marker = '// biome-ignore format: the parentheses make V8 compile it when 
 /** The functions of the write path's packages written as parenthesized expressions (see the README). */
 function markedFunctions(): string[] {
   const names: string[] = [];
-  for (const folder of ['metrics-repo/src', 'metrics-repo/src/sqlite', 'metrics-repo/src/pg', 'db/src', 'write-turn/src']) {
+  for (const folder of [
+    'metrics-repo/src',
+    'metrics-repo/src/sqlite',
+    'metrics-repo/src/pg',
+    'db/src',
+    'write-turn/src',
+  ]) {
     for (const file of readdirSync(join(packages, folder)).filter((name) => name.endsWith('.ts'))) {
       // fd-safe: source files, never a database
       const lines = readFileSync(join(packages, folder, file), 'utf8').split('\n');
