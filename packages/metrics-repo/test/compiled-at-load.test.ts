@@ -12,14 +12,10 @@ const marker = '// biome-ignore format: the parentheses make V8 compile it when 
 /** The functions of the write path's packages written as parenthesized expressions (see the README). */
 function markedFunctions(): string[] {
   const names: string[] = [];
-  for (const folder of [
-    'metrics-repo/src',
-    'metrics-repo/src/sqlite',
-    'metrics-repo/src/pg',
-    'db/src',
-    'write-turn/src',
-  ]) {
-    for (const file of readdirSync(join(packages, folder)).filter((name) => name.endsWith('.ts'))) {
+  // Every source file of the write path's three packages, sub-folders included (sqlite/, pg/).
+  for (const folder of ['metrics-repo/src', 'db/src', 'write-turn/src']) {
+    const files = readdirSync(join(packages, folder), { recursive: true, encoding: 'utf8' });
+    for (const file of files.filter((name) => name.endsWith('.ts'))) {
       // fd-safe: source files, never a database
       const lines = readFileSync(join(packages, folder, file), 'utf8').split('\n');
       lines.forEach((line, index) => {

@@ -4,6 +4,7 @@ import { openWriteTurn, setThreadSlice } from '@repo/write-turn';
 import { describe, expect, it } from 'vitest';
 import { type MetricsRepo, openMetricsRepo } from '../src/index.ts';
 import { mailboxPatienceMs } from '../src/sqlite/post.ts';
+import { askThreadSlice, dropThreadSlice } from '../src/sqlite/turn.ts';
 import { fileWithHeldTurn, holdWriteLock, storedRows, usePhases, useTempDatabase } from './helpers.ts';
 
 /** Waiting for the write lock behind the write turn (@repo/write-turn): one writer polls, the others sleep in the kernel. */
@@ -159,5 +160,19 @@ describe('the write turn', () => {
       holder.close();
       await Promise.all(repos.map((repo) => repo.close()));
     }
+  });
+
+  it("slices asked for on one thread (a holder's open, a follower's wait) ended out of order leave the thread its own", (context) => {
+    if (!slicesWork()) context.skip();
+    const before = currentSlice();
+    const open = askThreadSlice(30_000_000);
+    const wait = askThreadSlice(100_000);
+    expect(currentSlice()).toBe(100_000);
+    dropThreadSlice(open);
+    expect(currentSlice()).toBe(100_000); // the wait's, still asked for
+    dropThreadSlice(wait);
+    expect(currentSlice()).toBe(before);
+    dropThreadSlice(wait); // twice: nothing changes
+    expect(currentSlice()).toBe(before);
   });
 });

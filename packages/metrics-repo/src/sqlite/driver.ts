@@ -7,7 +7,7 @@ import {
   openDatabase,
   tracePhases,
 } from '@repo/db';
-import { fileIdentity, setThreadSlice } from '@repo/write-turn';
+import { fileIdentity } from '@repo/write-turn';
 import { and, count, eq, gte, lt, type SQL } from 'drizzle-orm';
 import type { ResolvedSqliteOptions } from '../options.ts';
 import { WriteQueue } from '../queue.ts';
@@ -17,7 +17,7 @@ import { captureIdentity, type FileIdentity, verifyFile } from './file-identity.
 import { Follower } from './follower.ts';
 import { retryWhileBusy } from './lock.ts';
 import type { FileKey } from './mailbox.ts';
-import { openTurn, type WriteTurn } from './turn.ts';
+import { askThreadSlice, dropThreadSlice, openTurn, type WriteTurn } from './turn.ts';
 import { SqliteWriter, toDatabaseError } from './writer.ts';
 
 /**
@@ -138,7 +138,7 @@ interface Connection {
 }
 
 /**
- * The CPU slice of a thread that opens the file while it holds the turn (see setThreadSlice): its
+ * The CPU slice of a thread that opens the file while it holds the turn (see askThreadSlice): its
  * followers wait for that open, about 10 ms of CPU in a new process, which on two cores shared by
  * 250 processes took many turns of 1.4 ms (the default here), each after a wait for all the
  * others. With 30 ms it runs in one or two: `phases --writers 250`, interleaved, p99 0.88× to
@@ -153,12 +153,12 @@ const connect = (async function connect(
   turn: WriteTurn | undefined,
   queue?: WriteQueue,
 ): Promise<Connection> {
-  const sliceBefore = turn?.held ? setThreadSlice(holderOpenSliceNs) : undefined;
+  const slice = turn?.held ? askThreadSlice(holderOpenSliceNs) : undefined;
   try {
     const opened = await retryWhileBusy(() => openOnce(options), Date.now() + options.lockTimeoutMs);
     return withWriter(opened, options, turn, queue);
   } finally {
-    if (sliceBefore !== undefined) setThreadSlice(sliceBefore);
+    if (slice !== undefined) dropThreadSlice(slice);
   }
 });
 

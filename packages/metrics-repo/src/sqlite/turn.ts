@@ -14,31 +14,31 @@ export const openTurn = (function openTurn(databasePath: string): WriteTurn | un
 });
 
 /**
- * A follower's thread waits for its answer on the shortest CPU slice a normal thread may ask for
- * (setThreadSlice; Linux 6.12 and later), from its post until the answer is in. The fair scheduler
- * (EEVDF) runs first the runnable thread whose slice ends soonest, and a thread that went to sleep
- * having run past its share wakes up behind the others; a short slice does neither. Among hundreds
- * of one-row processes on two cores, woken followers then take their answers ahead of the ones
- * already answered and exiting: `phases --writers 500`, p99 0.43× to 0.79× naive code's with it,
- * 1.01× to 1.41× without, CPU per row 0.4 ms more (BENCHMARKS.md, "Compiled when loaded; answers
- * taken first"). Its share of the CPU is the same.
+ * CPU slices asked for on this thread (setThreadSlice; Linux 6.12 and later) by its repositories:
+ * a holder's open, a follower's wait. The thread runs on the latest slice still asked for, and gets
+ * the one it had back when none is. One place keeps the thread's own slice, so that two requests
+ * that end out of order (two repositories on two files) never leave it on one of theirs.
  */
-const waitingSliceNs = 100_000;
-let waitingPosts = 0;
-let sliceBeforeWaiting: number | undefined;
+const sliceRequests = new Map<number, number>();
+let nextSliceRequest = 0;
+let sliceBeforeRequests: number | undefined;
 
-/** A post's wait begins: the thread takes the short slice (nested waits share it). */
+/** Runs this thread on `ns` until {@link dropThreadSlice} with the returned request. */
 // biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const beginWaitingSlice = (function beginWaitingSlice(): void {
-  waitingPosts += 1;
-  if (waitingPosts === 1) sliceBeforeWaiting = setThreadSlice(waitingSliceNs);
+export const askThreadSlice = (function askThreadSlice(ns: number): number {
+  const request = nextSliceRequest++;
+  const before = setThreadSlice(ns);
+  if (sliceRequests.size === 0) sliceBeforeRequests = before;
+  sliceRequests.set(request, ns);
+  return request;
 });
 
-/** A post's wait ended: the last one gives the thread back the slice it had. */
+/** Ends a request: the thread goes back to the latest one still asked for, or to its own slice. */
 // biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const endWaitingSlice = (function endWaitingSlice(): void {
-  waitingPosts -= 1;
-  if (waitingPosts === 0 && sliceBeforeWaiting !== undefined) setThreadSlice(sliceBeforeWaiting);
+export const dropThreadSlice = (function dropThreadSlice(request: number): void {
+  if (!sliceRequests.delete(request)) return;
+  if (sliceRequests.size > 0) setThreadSlice([...sliceRequests.values()].at(-1) as number);
+  else if (sliceBeforeRequests !== undefined) setThreadSlice(sliceBeforeRequests);
 });
 
 /**
