@@ -115,9 +115,10 @@ static int set_runtime(const struct slice_attr *current, uint64_t runtime) {
 
 /*
  * Gives the calling thread the slice `ns` if it is a normal thread: 1 once set, with its
- * attributes in `current` and the slice it had in `had` (0 when that was the kernel's default). The kernel reports the slice in force, its default too: restoring that number would
- * pin the thread to it (a later change of the system's default would pass it by), so it asks for
- * the default and reads it back, and the same number means the default.
+ * attributes in `current` and the slice it had in `had` (0 when that was the kernel's default).
+ * The kernel reports the slice in force, its default too: restoring that number would pin the
+ * thread to it (a later change of the system's default would pass it by), so it asks for the
+ * default and reads it back, and the same number means the default.
  */
 static int change_slice(uint64_t ns, struct slice_attr *current, uint64_t *had) {
   memset(current, 0, sizeof *current);
