@@ -46,6 +46,20 @@ describe('headlines: one line per scenario, in plain words', () => {
     );
   });
 
+  it('PostgreSQL: the backend is named, not a journal mode (it has none)', () => {
+    const pg = { ...ok, backend: 'postgres' as const, writers: 50, attempted: 50, acked: 50, stored: 50 };
+    expect(
+      headlines([
+        result({ ...pg, target: 'raw', p99Ms: 100, cpuMs: 1000 }),
+        result({ ...pg, target: 'repo', p99Ms: 90, cpuMs: 800 }),
+        result({ ...pg, target: 'repo', mode: 'thread', writers: 1, p99Ms: 5, cpuMs: 20 }),
+      ]),
+    ).toEqual([
+      '50 processes (PostgreSQL): repo 0 errors, p99 0.9× raw, CPU 0.8× raw; raw 0 errors',
+      '1 thread (PostgreSQL): repo 0 errors, p99 5.0 ms, CPU 20 ms',
+    ]);
+  });
+
   it('one target alone: its own p99 and CPU, no ratio', () => {
     expect(headlines([result({ ...ok, target: 'repo', mode: 'async', p99Ms: 40.3, cpuMs: 1462 })])).toEqual([
       '500 async tasks (WAL): repo 0 errors, p99 40 ms, CPU 1.5 s',

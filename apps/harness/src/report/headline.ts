@@ -15,7 +15,11 @@ export function headlines(results: readonly ScenarioResult[]): string[] {
   return [...groups.entries()].map(([subject, group]) => `${subject}: ${factsOf(group)}`);
 }
 
-/** What ran, in words: `100 processes × 5 rows (rollback journal)`. */
+/**
+ * What ran, in words: `100 processes × 5 rows (rollback journal)`. The journal
+ * mode is SQLite's: a PostgreSQL scenario names its backend instead
+ * (`50 processes (PostgreSQL)`).
+ */
 export function subjectOf(result: ScenarioResult): string {
   const writers =
     result.scenario === 'mixed'
@@ -25,7 +29,12 @@ export function subjectOf(result: ScenarioResult): string {
   if (result.prefill > 0) parts.push(`after ${count(result.prefill)} rows`);
   if (result.chaos === 'kill') parts.push('half of them SIGKILLed');
   if (result.readers > 0) parts.push(`${result.readers} readers`);
-  return `${parts.join(', ')} (${result.journal === 'wal' ? 'WAL' : 'rollback journal'})`;
+  return `${parts.join(', ')} (${storageOf(result)})`;
+}
+
+function storageOf(result: ScenarioResult): string {
+  if (result.backend === 'postgres') return 'PostgreSQL';
+  return result.journal === 'wal' ? 'WAL' : 'rollback journal';
 }
 
 function modeNoun(mode: ScenarioResult['mode'], n: number): string {
