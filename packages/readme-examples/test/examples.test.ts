@@ -1,5 +1,8 @@
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { ExampleSyntaxError, extractExamples } from './examples.ts';
+import { ExampleSyntaxError, extractExamples, findReadmes } from './examples.ts';
 
 const readme = (...lines: string[]) => lines.join('\n');
 
@@ -95,5 +98,45 @@ describe('extractExamples', () => {
   ])('%j is refused, with its place', (lines, message) => {
     expect(() => extractExamples('README.md', readme(...lines))).toThrow(ExampleSyntaxError);
     expect(() => extractExamples('README.md', readme(...lines))).toThrow(message);
+  });
+});
+
+describe('findReadmes', () => {
+  it("READMEs first, then the root's other Markdown guides, then everything under docs/", () => {
+    const root = mkdtempSync(join(tmpdir(), 'find-readmes-'));
+    try {
+      const files = [
+        'README.md',
+        'CHANGELOG.md',
+        'BENCHMARKS.md',
+        'notes.txt',
+        'packages/b/README.md',
+        'packages/a/README.md',
+        'packages/a/other.md',
+        'apps/x/README.md',
+        'docs/decisions/0002-b.md',
+        'docs/decisions/0001-a.md',
+        'docs/decisions/README.md',
+        'docs/guide.md',
+      ];
+      for (const file of files) {
+        mkdirSync(join(root, file, '..'), { recursive: true });
+        writeFileSync(join(root, file), '# x\n');
+      }
+      expect(findReadmes(root)).toEqual([
+        'README.md',
+        'packages/a/README.md',
+        'packages/b/README.md',
+        'apps/x/README.md',
+        'BENCHMARKS.md',
+        'CHANGELOG.md',
+        'docs/decisions/0001-a.md',
+        'docs/decisions/0002-b.md',
+        'docs/decisions/README.md',
+        'docs/guide.md',
+      ]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });

@@ -43,7 +43,12 @@ export class ExampleSyntaxError extends Error {
 const fenceOpen = /^(\s*)(`{3,}|~{3,})\s*([^\s`]*)(.*)$/;
 const typescriptLanguages = new Set(['ts', 'typescript']);
 
-/** Every README.md of the workspace: the root's, then `packages/*` and `apps/*`, sorted. */
+/**
+ * Every README.md of the workspace (the root's, then `packages/*` and `apps/*`,
+ * sorted), then the root's other guides (`BENCHMARKS.md`, `CONTRIBUTING.md`...)
+ * and every Markdown file under `docs/` (the decision records): a TypeScript
+ * example is checked wherever the docs show one.
+ */
 export function findReadmes(root: string): string[] {
   const readmes = [join(root, 'README.md')];
   for (const folder of ['packages', 'apps']) {
@@ -54,7 +59,23 @@ export function findReadmes(root: string): string[] {
       if (existsSync(readme)) readmes.push(readme);
     }
   }
+  for (const name of readdirSync(root).sort()) {
+    if (name.endsWith('.md') && name !== 'README.md') readmes.push(join(root, name));
+  }
+  readmes.push(...markdownUnder(join(root, 'docs')));
   return readmes.filter((path) => existsSync(path)).map((path) => relative(root, path));
+}
+
+/** Markdown files under a folder, depth first, sorted; none when it does not exist. */
+function markdownUnder(folder: string): string[] {
+  if (!existsSync(folder)) return [];
+  return readdirSync(folder, { withFileTypes: true })
+    .sort((a, b) => a.name.localeCompare(b.name))
+    .flatMap((entry) => {
+      const path = join(folder, entry.name);
+      if (entry.isDirectory()) return markdownUnder(path);
+      return entry.isFile() && entry.name.endsWith('.md') ? [path] : [];
+    });
 }
 
 /** The TypeScript examples of one README's text. Throws ExampleSyntaxError for an unknown marker or an unclosed fence. */

@@ -6,7 +6,8 @@ import { type ExampleFile, limiter, runExample, typeCheck, writeExamples } from 
 import { extractExamples, findReadmes } from './examples.ts';
 
 /**
- * Every fenced TypeScript block of every README (root, packages/*, apps/*)
+ * Every fenced TypeScript block of every README (root, packages/*, apps/*, and
+ * the other Markdown guides: BENCHMARKS.md, CONTRIBUTING.md, docs/**)
  * type-checks with the workspace's compiler options, and every complete one runs
  * twice in a row in a fresh temporary directory, without an error (a second run
  * finds what the first left behind: a file, a stored unique id). See
