@@ -137,7 +137,7 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
     scenarios,
     // --find-limit answers a question about the raw target; repo only when asked for.
     targets: listOf('--target', values.target, targets) ?? (findLimit ? ['raw'] : [...defaults.targets]),
-    // Killing needs processes; doubling threads up to the cap would need gigabytes (about 15 MB per thread).
+    // Killing needs processes; doubling threads up to the cap would need gigabytes (an isolate per thread).
     // A mixed scenario runs its writers and readers as processes or threads, never as async tasks.
     modes:
       listOf('--mode', values.mode, modes) ??

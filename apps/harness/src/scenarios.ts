@@ -15,10 +15,10 @@ const insertCase = (mode: Mode, journal: Journal, writers: number, rowsPerWriter
 });
 
 /**
- * The default suite, sized to finish in 3 minutes on two cores. Starting a writer
- * process costs about 0.2 s of CPU here, and twice that when hundreds start at
- * once, so the number of processes decides its duration: the 630 it starts take
- * most of its time. The original experiment's WAL cases, one row per writer
+ * The default suite, sized to finish in about 3 minutes on two cores. Starting a
+ * writer process costs far more CPU than its insert, more still when hundreds
+ * start at once, so the number of processes decides its duration: the 630 it
+ * starts take most of its time (see docs/decisions/0011-measuring-short-lived-writers.md). The original experiment's WAL cases, one row per writer
  * process (5, 50, 200); rollback-journal mode with 50 processes of 60 rows each,
  * where raw connections fail with `SQLITE_BUSY` once a wait passes their 5 s
  * busy timeout (500 one-row processes fail the same way at five times the
@@ -31,7 +31,7 @@ export const defaultSuiteCases: readonly Case[] = [
   insertCase('process', 'wal', 50),
   insertCase('process', 'wal', 200),
   // 250, 500 and 1,000 processes are one command away (`--writers 250,500,1000 --mode process`): 250
-  // alone made the suite 3 min 21 s (measured), mostly starting Node processes.
+  // alone made the suite much longer, mostly starting Node processes (docs/decisions/0011-measuring-short-lived-writers.md).
   insertCase('process', 'delete', 50, 60),
   insertCase('thread', 'wal', 20),
   insertCase('async', 'wal', 500),

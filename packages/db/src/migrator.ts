@@ -42,7 +42,7 @@ export type MigrationState = 'current' | 'up-to-date' | 'pending';
  * of the bookkeeping table. Anything else (a file migrated by `drizzle-kit
  * migrate`, by newer code, or altered by hand) takes the full check.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
 export const migrationState = (function migrationState(
   sqlite: BetterSqlite3.Database,
   path: string,
@@ -57,7 +57,7 @@ export const migrationState = (function migrationState(
 });
 
 /** `user_version` of a file this migrator brought up to date: migrations known × 2^20 + the schema cookie's low 20 bits. */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
 const stampOf = (function stampOf(migrationCount: number, schemaVersion: number): number {
   return migrationCount * 0x100000 + (schemaVersion & 0xfffff);
 });
@@ -151,7 +151,7 @@ const summarize = (journal: Journal): JournalSummary => ({
 const journals = new Map<string, JournalSummary>([[migrationsFolder, summarize(committedJournal)]]);
 
 /** How many migrations the folder holds and when the newest was made, from drizzle-kit's journal alone. */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
 const journalOf = (function journalOf(folder: string): JournalSummary {
   let summary = journals.get(folder);
   if (summary === undefined) {

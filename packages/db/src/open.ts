@@ -70,7 +70,7 @@ export interface OpenedDatabase {
  * Throws {@link OpenDatabaseError} naming the path and the cause. A failed open
  * creates no file and changes no existing one.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
 export const openDatabase = (function openDatabase(path: string, options: OpenDatabaseOptions = {}): OpenedDatabase {
   const absolutePath = resolve(path);
   const {
@@ -122,7 +122,7 @@ export const openDatabase = (function openDatabase(path: string, options: OpenDa
     sqlite.pragma('journal_size_limit = 67108864');
     // No memory mapping (mmap_size stays 0): if another program truncates the file, a read
     // through the map raises SIGBUS and kills the whole process; read() returns an error
-    // instead. Measured: count(*) over 1M rows 5 ms instead of 0.6 ms (BENCHMARKS.md).
+    // instead. What it costs: see docs/decisions/0004-a-lean-open-without-mmap.md.
     // 2000 pages of page cache per connection (~8 MiB with 4 KiB pages).
     sqlite.pragma('cache_size = 2000');
     sqlite.pragma('foreign_keys = ON');
@@ -136,7 +136,8 @@ export const openDatabase = (function openDatabase(path: string, options: OpenDa
       assertSchemaMatches(sqlite, absolutePath);
     }
     trace.mark('migrations');
-    // Built on first use: writers that only run prepared statements never pay for it (~1.3 ms).
+    // Built on first use: writers that only run prepared statements never pay for it
+    // (see docs/decisions/0004-a-lean-open-without-mmap.md).
     let db: MetricsDatabase | undefined;
     return {
       get db() {
@@ -191,7 +192,7 @@ function switchJournalMode(sqlite: BetterSqlite3.Database, journalMode: string, 
  * then deletes the -wal and -shm files under them, and acknowledged rows vanish
  * (sqlite.org, "How To Corrupt An SQLite Database File", 2.2).
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
 const ensureWritableLocation = (function ensureWritableLocation(path: string): void {
   const directory = dirname(path);
   let stats = statOrUndefined(path);
@@ -233,7 +234,7 @@ const ensureWritableLocation = (function ensureWritableLocation(path: string): v
 });
 
 /** The file's stats, or undefined when nothing is there; other failures surface as OPEN_FAILED. */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
 const statOrUndefined = (function statOrUndefined(path: string): Stats | undefined {
   try {
     return statSync(path);
@@ -252,9 +253,9 @@ let nativeBindingPath: string | undefined;
 /**
  * The driver's compiled addon, by absolute path: without it better-sqlite3 finds it
  * with the `bindings` package, which searches a dozen places on every first open
- * of a process (~2.8 ms of the ~4.5 ms a short-lived writer spends opening).
+ * of a process, most of a short-lived writer's open (see docs/decisions/0004-a-lean-open-without-mmap.md).
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
 const nativeBinding = (function nativeBinding(): string {
   nativeBindingPath ??= createRequire(import.meta.url).resolve('better-sqlite3/build/Release/better_sqlite3.node');
   return nativeBindingPath;

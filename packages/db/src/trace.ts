@@ -38,7 +38,7 @@ export interface PhaseTrace {
 
 const silent: PhaseTrace = { mark() {} };
 
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
+// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
 export const tracePhases = (function tracePhases(scope: string): PhaseTrace {
   if (!phaseChannel.hasSubscribers) return silent;
   let wall = performance.now();

@@ -146,8 +146,8 @@ export async function launch<Input, Result, Progress = never>(
       } else {
         // The bundle is plain JavaScript: a thread needs none of the launching process's flags, which a
         // Worker inherits by default. Under `tsx` that is its TypeScript loader, loaded again in every
-        // thread: 190 ms of CPU per thread and twice the start-up time (BENCHMARKS.md, "Threads that
-        // loaded tsx"). V8's flags are the process's anyway.
+        // thread, which made threads slow and costly to start (see
+        // docs/decisions/0011-measuring-short-lived-writers.md). V8's flags are the process's anyway.
         const worker = new Worker(file, { execArgv: [] });
         slot.send = (message) => worker.postMessage(message);
         slot.kill = () => void worker.terminate();

@@ -12,12 +12,12 @@ import { type OneshotRun, runOneshot } from './run.ts';
  * `--settle-ms` (default 10 000) is the idle time between the last writer's readiness and the
  * release: V8 collects each writer's start-up garbage about 8 s after its start, once it is idle,
  * and without that pause the writers that started last pay for it inside the measured window, if
- * they await there (BENCHMARKS.md, "Writers that started last"). `--settle-ms 0` shows that.
+ * they await there (see docs/decisions/0011-measuring-short-lived-writers.md). `--settle-ms 0` shows that.
  * `--sketch relay` adds a third run: the measurement sketch of a leader design
  * (oneshot/relay-sketch.ts, not the library), against the same baseline.
  * `--node-flags` starts every writer process with those flags (space-separated), on both sides;
- * threads share this process's, so for them give the flags to node itself (BENCHMARKS.md, "V8's
- * memory reducer").
+ * threads share this process's, so for them give the flags to node itself (see
+ * docs/decisions/0011-measuring-short-lived-writers.md).
  */
 const usage =
   'usage: phases [--writers 1,50,500] [--mode process|thread] [--settle-ms 10000] [--sketch relay] [--node-flags "FLAGS" (processes only)]\n';

@@ -5,7 +5,7 @@ import BetterSqlite3 from 'better-sqlite3';
 /**
  * A measurement sketch of the "leader" design of issue 11, NOT part of the
  * library: it exists to measure that design's best case against naive code on
- * the same run (`phases --sketch relay`), and its figures are in BENCHMARKS.md.
+ * the same run (`phases --sketch relay`), and its figures are in docs/decisions/0007-a-leader-process-not-kept.md.
  *
  * The first writer to bind a Unix socket beside the file becomes the leader: it
  * opens the file, commits the rows the others send it in one transaction per

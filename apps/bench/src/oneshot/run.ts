@@ -67,14 +67,14 @@ export async function runOneshot(
      * isolate's start-up garbage about 8 s after its start, once it is idle (its memory reducer):
      * without a pause, the writers that started last pay for it inside the measured window, the
      * first time they await, and only the repository awaits. 10 s puts every writer process past
-     * it (BENCHMARKS.md, "Writers that started last"). Not 500 threads of one process: their
-     * collections queue behind each other, and many are still unfinished 30 s after the last one is ready.
+     * it (see docs/decisions/0011-measuring-short-lived-writers.md). Not 500 threads of one process:
+     * their collections queue behind each other, and many are unfinished long after the last one is ready.
      */
     settleMs?: number;
     /**
      * Collect each writer's phases into `results[].phases` (default false). Every phase then reads
-     * the clocks, which cost 1 to 2 ms of CPU per writer, on both sides (BENCHMARKS.md, "The
-     * observer's cost"). Off, the CPU is what a user's process spends.
+     * the clocks, which costs CPU on both sides (see docs/decisions/0011-measuring-short-lived-writers.md).
+     * Off, the CPU is what a user's process spends.
      */
     tracePhases?: boolean;
   } = {},
@@ -91,7 +91,8 @@ export async function runOneshot(
       input: (index) => ({ path, target, index, tracePhases }),
       // Threads start faster many at a time; processes only thrash two cores that way.
       startConcurrency: mode === 'thread' ? 32 : 8,
-      // Starting slows as the ready processes fill memory: 822 of 1,000 were ready after 180 s (2026-12-03).
+      // Starting slows as the ready processes fill memory: at 1,000 writers 180 s was not enough
+      // (see docs/decisions/0010-overloaded-machine.md).
       readyTimeoutMs: Math.max(180_000, writers * 600),
       execArgv,
     });
@@ -106,8 +107,8 @@ export async function runOneshot(
     const outcomes = await fleet.run({ timeoutMs: 300_000 });
     // Until every writer has exited. A thread's isolate is torn down after its result arrives;
     // counting to the last result counted the teardowns of whichever threads ended before it: nearly
-    // all of a repository run's (its holder answers last), not naive code's (BENCHMARKS.md, "Threads'
-    // CPU, counted until they exit"). A process's report and exit count in `burst`.
+    // all of a repository run's (its holder answers last), not naive code's (see
+    // docs/decisions/0011-measuring-short-lived-writers.md). A process's report and exit count in `burst`.
     if (!(await fleet.exited({ timeoutMs: 60_000 })))
       throw new Error(
         `oneshot: writer ${mode === 'thread' ? 'threads' : 'processes'} still alive 60 s after their results`,

@@ -74,8 +74,8 @@ export async function runFleetWriters(options: FleetOptions): Promise<WritersRun
       count,
       input,
       readyTimeoutMs: timeoutMs,
-      // Measured here: 200 threads were ready in 49 s starting 8 at a time, in 18 s starting 32 at a time
-      // (500 in 166 s); for processes it made no difference, so they keep the launcher's default.
+      // Threads are ready much sooner started 32 at a time; for processes it made no difference, so they
+      // keep the launcher's default (see docs/decisions/0011-measuring-short-lived-writers.md).
       ...(kind === 'thread' ? { startConcurrency: 32 } : {}),
       onReady: () => hooks.onReady?.(),
       onProgress,
@@ -122,7 +122,7 @@ export async function runFleetWriters(options: FleetOptions): Promise<WritersRun
   const wallMs = performance.now() - releasedAt;
   // Threads' CPU is this process's: counted until every thread has exited, since a thread's isolate is
   // torn down after its result arrives, and the last result comes from whichever writer ends last
-  // (BENCHMARKS.md, "Threads' CPU, counted until they exit").
+  // (see docs/decisions/0011-measuring-short-lived-writers.md).
   const exitedInTime = kind === 'thread' ? await fleet.exited({ timeoutMs: exitGraceMs }) : true;
   const harnessCpuMs = cpuMsSince(cpuAtRelease);
 
