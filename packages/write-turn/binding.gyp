@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "write_turn",
-      "sources": ["native/turn.c"],
+      "sources": ["native/addon.c", "native/file.c", "native/lock.c", "native/mailbox.c", "native/waiter.c"],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "libraries": ["-lpthread"],
       "conditions": [
@@ -10,7 +10,7 @@
           # Never unloaded: close() can leave a waiting thread asleep in the kernel, detached, and
           # Node unloads an addon when the last environment that loaded it ends (a worker thread's,
           # where the main thread never loads it). That thread then woke up in unmapped code:
-          # SIGSEGV. Elsewhere the addon is a stub without threads (see native/turn.c).
+          # SIGSEGV. Elsewhere the addon is a stub without threads (see native/addon.c).
           "ldflags": ["-Wl,-z,nodelete"]
         }]
       ]

@@ -12,70 +12,91 @@ import { isMainThread } from 'node:worker_threads';
  * A holder that dies (SIGKILL, a terminated worker thread) hands the turn on.
  */
 export interface WriteTurn {
+  /** The turn file: the guarded file's path followed by `-turn`. */
+  readonly path: string;
+  /** Whether this open created the turn file (see {@link discard}). */
+  readonly created: boolean;
   /** Takes the turn if it is free, without waiting. */
   tryAcquire(): boolean;
   /**
    * Waits off the JavaScript thread for the turn, at most `timeoutMs`: true once
-   * held, false when the time ran out or the turn was closed. The event loop
-   * stays free meanwhile, and the pending wait keeps the process alive, as a timer would.
+   * held, false when the time ran out, the turn was closed or its file broke. The event
+   * loop stays free meanwhile, and the pending wait keeps the process alive, as a timer would.
    */
   acquire(timeoutMs: number): Promise<boolean>;
   /** Hands the turn on to one waiter. Does nothing when not held. */
   release(): void;
   /** Whether this handle holds the turn. */
   readonly held: boolean;
+  /**
+   * `'usable'`; `'broken'` once its file was truncated or damaged under the mapping (every wait
+   * then ends, and nothing more is posted or taken); `'stale'` once another file, or none, stands
+   * at its path (deleted or replaced): open the turn again to meet the others.
+   */
+  state(): 'usable' | 'broken' | 'stale';
   /** Releases the turn, cancels a pending wait (it resolves false) and unmaps the file. Idempotent. */
   close(): void;
+  /**
+   * Closes, and removes the turn file if this handle created it and it is still the one at its
+   * path: what an open that failed calls, so that it leaves nothing behind. True if removed.
+   */
+  discard(): boolean;
 
   // The mailbox: writers that have not opened the database post their rows for the holder.
 
   /**
    * Posts `payload` (at most {@link maxPayloadBytes}) for the turn's holder to take.
-   * Returns its ticket, or undefined when it is too large or all 1,024 slots are in use.
+   * Returns its ticket, or undefined when it is too large, all 1,024 slots are in use or the file broke.
    */
   post(payload: Uint8Array): Ticket | undefined;
   /**
    * Sleeps off the JavaScript thread until the ticket is answered (`'answer'`, then
    * {@link collect} it), the turn is free (`'turn'`: now held by this handle), the holder
    * answered nobody for `quietMs` (`'quiet'`: it may hang; default: never; a release, and a
-   * follower taking the turn, restart the count), or `timeoutMs`
+   * follower taking the turn, restart the count), the file broke (`'broken'`), or `timeoutMs`
    * passed (`'timeout'`). A holder that died is noticed within a second.
    */
-  awaitAnswer(ticket: Ticket, timeoutMs: number, quietMs?: number): Promise<'answer' | 'turn' | 'quiet' | 'timeout'>;
-  /** The ticket's final answer, freeing its slot; null until there is one. */
+  awaitAnswer(
+    ticket: Ticket,
+    timeoutMs: number,
+    quietMs?: number,
+  ): Promise<'answer' | 'turn' | 'quiet' | 'timeout' | 'broken'>;
+  /**
+   * The ticket's final answer, freeing its slot; null until there is one. An empty buffer when
+   * the answer's length in the file was past its field (a damaged file): no answer can be trusted.
+   */
   collect(ticket: Ticket): Buffer | null;
   /** Takes a posted ticket back: true if no holder had taken it, false once one has. */
   withdraw(ticket: Ticket): boolean;
   /**
-   * Holder only: takes every posted payload. An entry with `answerBeforeCommit` was taken by a
-   * holder that died after answering it but before it could say the answer was final: whether
-   * its transaction committed is for the caller to find out from the database. Slots of processes
-   * that no longer exist are freed, not returned.
+   * Holder only: takes every posted payload. `takenBefore`: a holder that is gone had taken it,
+   * and may have stored it; the caller must find out (`@repo/metrics-repo` keeps a receipt per
+   * job in the database). `payload` is null when its length in the file is past the slot (a
+   * damaged file): answer it with an error. Slots of processes that no longer exist are freed.
    */
   take(): Posted[];
   /**
-   * Holder only: writes the answer to a taken ticket (at most {@link maxAnswerBytes}, cut beyond).
-   * `final: false` before the commit (see `take`), `final: true` after it; then {@link announce}.
+   * Holder only: writes the answer to a taken ticket (at most {@link maxAnswerBytes}, cut beyond);
+   * `final` makes it collectable and wakes the poster. False when the ticket is no longer taken.
    */
-  answer(ticket: Ticket, answer: Uint8Array, final: boolean): void;
+  answer(ticket: Ticket, answer: Uint8Array, final: boolean): boolean;
   /**
-   * Holder only: makes the answers written to these taken tickets before the commit (`final:
-   * false`) final, all of them before the first poster is woken, then wakes the posters, and
-   * counts the round as {@link announce} does. Throws, and finishes none, if one is not taken,
-   * has no answer written or is given twice.
+   * Holder only: makes the answers written (not final) to these taken tickets final, every one
+   * before the first poster is woken, then wakes the posters and counts the round as
+   * {@link announce} does. Tickets no longer taken, without an answer or repeated are passed over;
+   * returns how many were finished.
    */
-  finish(tickets: Ticket[]): void;
+  finish(tickets: Ticket[]): number;
   /** Holder only: a taken ticket waits for a holder again (its transaction did not commit). */
   untake(ticket: Ticket): void;
   /** How many posted payloads wait for a holder (a scan of 4 KiB). */
   posted(): number;
   /**
    * Holder only: sleeps off the JavaScript thread until a payload is posted (true; then
-   * {@link take} it), `timeoutMs` passed, or this handle released or closed the turn meanwhile
-   * (false). One sleep in the kernel, where polling `posted()` on a timer wakes the process each time.
+   * {@link take} it), `timeoutMs` passed, or this handle released or closed the turn meanwhile (false).
    */
   awaitPost(timeoutMs: number): Promise<boolean>;
-  /** Ends a pending {@link awaitPost} at once (it settles false): the holder has work of its own. No-op without one. */
+  /** Ends a pending {@link awaitPost} at once (it settles false). No-op without one. */
   stopAwaitingPost(): void;
   /** Counts an answer round: every poster's `quietMs` restarts (a final answer itself wakes its poster). */
   announce(): void;
@@ -87,8 +108,26 @@ export type Ticket = number;
 /** A payload taken by the holder. */
 export interface Posted {
   ticket: Ticket;
-  payload: Buffer;
-  answerBeforeCommit: Buffer | null;
+  payload: Buffer | null;
+  takenBefore: boolean;
+}
+
+/** Why a turn file was not opened: `code` says which (see {@link openWriteTurn}). */
+export class WriteTurnError extends Error {
+  override readonly name = 'WriteTurnError';
+  constructor(
+    /**
+     * `NOT_A_TURN_FILE`: something else stands at the turn's path (left alone); `UNTRUSTED`: a turn
+     * file that someone who cannot write the guarded file could have written (another owner, a wider
+     * mode); `UNAVAILABLE`: the addon is not built or not for this platform; `SYSTEM`: the file
+     * system said no (see the message).
+     */
+    readonly code: 'NOT_A_TURN_FILE' | 'UNTRUSTED' | 'UNAVAILABLE' | 'SYSTEM',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
 }
 
 /** Largest payload a slot holds. */
@@ -97,7 +136,8 @@ export const maxPayloadBytes = 1024 - 256 - 16;
 export const maxAnswerBytes = 256;
 
 interface Native {
-  open(path: string): object;
+  /** The handle, and whether this open created the file. */
+  open(path: string, guarded: string): [object, boolean];
   identity(path: string): [number, number] | null;
   tryAcquire(handle: object): boolean;
   acquire(handle: object, timeoutMs: number): Promise<boolean>;
@@ -105,27 +145,29 @@ interface Native {
   stopAwaitingPost(handle: object): void;
   release(handle: object): void;
   close(handle: object): void;
-  await(handle: object, ticket: number, timeoutMs: number, quietMs: number): Promise<0 | 1 | 2 | 3>;
+  discard(handle: object): boolean;
+  state(handle: object): 0 | 1 | 2;
+  await(handle: object, ticket: number, timeoutMs: number, quietMs: number): Promise<0 | 1 | 2 | 3 | 5>;
   post(handle: object, payload: Uint8Array): number;
   withdraw(handle: object, ticket: number): boolean;
   collect(handle: object, ticket: number): Buffer | null;
-  take(handle: object): [number, Buffer, Buffer | null][];
-  answer(handle: object, ticket: number, answer: Uint8Array, final: boolean): void;
-  finish(handle: object, tickets: number[]): void;
+  take(handle: object): [number, Buffer | null, boolean][];
+  answer(handle: object, ticket: number, answer: Uint8Array, final: boolean): boolean;
+  finish(handle: object, tickets: number[]): number;
   untake(handle: object, ticket: number): void;
   announce(handle: object): void;
   posted(handle: object): number;
   setSlice(ns: number): number;
 }
 
-const awaited = ['timeout', 'turn', 'answer', 'quiet'] as const;
+const awaited = ['timeout', 'turn', 'answer', 'quiet', 'timeout', 'broken'] as const;
+const states = ['usable', 'broken', 'stale'] as const;
 
 let native: Native | undefined;
 let loadError: Error | undefined;
 
 /** The compiled addon, or why it could not be loaded (not built, another platform). */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const loadWriteTurn = (function loadWriteTurn(): { ok: true } | { ok: false; error: Error } {
+export function loadWriteTurn(): { ok: true } | { ok: false; error: Error } {
   if (native === undefined && loadError === undefined) {
     try {
       // process.dlopen rather than require: no module loader (nor its hooks) runs for it, half the time.
@@ -137,7 +179,7 @@ export const loadWriteTurn = (function loadWriteTurn(): { ok: true } | { ok: fal
     }
   }
   return native !== undefined ? { ok: true } : { ok: false, error: loadError as Error };
-});
+}
 
 // In a worker thread, the addon is loaded when this module is imported, not at the first open.
 // Node loads every addon of a process under one lock (DLOpen's `dlib_load_mutex`), held through
@@ -148,12 +190,11 @@ export const loadWriteTurn = (function loadWriteTurn(): { ok: true } | { ok: fal
 if (!isMainThread) loadWriteTurn();
 
 /** The addon, loaded now if it was not; throws why it cannot be (see `loadWriteTurn`). */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-const loadedAddon = (function loadedAddon(): Native {
+function loadedAddon(): Native {
   const loaded = loadWriteTurn();
   if (!loaded.ok) throw loaded.error;
   return native as Native;
-});
+}
 
 /**
  * Sets the calling thread's CPU slice under Linux's fair scheduler (EEVDF, 6.12 and later: a
@@ -164,8 +205,7 @@ const loadedAddon = (function loadedAddon(): Native {
  * platform, a real-time thread, a filtered system call). Keeps the thread's policy, nice value
  * and SCHED_RESET_ON_FORK. A kernel before 6.12 accepts the value and ignores it.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const setThreadSlice = (function setThreadSlice(ns: number): number | undefined {
+export function setThreadSlice(ns: number): number | undefined {
   if (!Number.isFinite(ns) || ns < 0) throw new RangeError(`setThreadSlice needs a number of ns >= 0, got ${ns}`);
   if (!loadWriteTurn().ok) return undefined;
   try {
@@ -174,7 +214,7 @@ export const setThreadSlice = (function setThreadSlice(ns: number): number | und
   } catch {
     return undefined; // Another platform: the addon refuses.
   }
-});
+}
 
 /** A file's device and inode numbers: which file a path named when it was looked at. */
 export interface FileIdentity {
@@ -188,24 +228,44 @@ export interface FileIdentity {
  * call, without Node's `Stats` object, whose code a one-row process would otherwise compile for
  * this alone. Throws when the addon is not available (see `loadWriteTurn`) or `stat` fails otherwise.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const fileIdentity = (function fileIdentity(path: string): FileIdentity | undefined {
+export function fileIdentity(path: string): FileIdentity | undefined {
   const found = loadedAddon().identity(path);
   return found === null ? undefined : { dev: found[0], ino: found[1] };
-});
+}
 
 /**
- * Opens (creating it if needed) the turn file at `path`: a 1 MiB file (allocated whole, so that a full file system fails here, not later) that only
- * this module reads and writes, never the database itself. Throws when the
- * addon is not available (see `loadWriteTurn`) or the file cannot be created.
+ * Opens the turn of the file at `guarded` (which must exist): the turn file `<guarded>-turn`,
+ * created if missing, a 1 MiB file (allocated whole, so that a full file system fails here, not
+ * later) that only this module reads and writes. It is created with the guarded file's permission
+ * bits (and, for root, its owner), as SQLite creates its `-shm`. An existing one is adopted only
+ * when it is a turn file (regular, one name, the right size and header, not a symbolic link) that
+ * nobody who cannot write the guarded file could have written (owned by this process's user or
+ * the guarded file's owner, no permission bit the guarded file lacks); anything else is left as
+ * it is and refused with a {@link WriteTurnError}.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const openWriteTurn = (function openWriteTurn(path: string): WriteTurn {
-  const addon = loadedAddon();
-  const handle = addon.open(path);
+export function openWriteTurn(guarded: string): WriteTurn {
+  const loaded = loadWriteTurn();
+  if (!loaded.ok) throw new WriteTurnError('UNAVAILABLE', loaded.error.message, { cause: loaded.error });
+  const addon = native as Native;
+  const path = `${guarded}-turn`;
+  let handle: object;
+  let created: boolean;
+  try {
+    [handle, created] = addon.open(path, guarded);
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    const known = code === 'NOT_A_TURN_FILE' || code === 'UNTRUSTED' || code === 'UNSUPPORTED' ? code : 'SYSTEM';
+    throw new WriteTurnError(
+      known === 'UNSUPPORTED' ? 'UNAVAILABLE' : known,
+      error instanceof Error ? error.message : String(error),
+      { cause: error },
+    );
+  }
   let held = false;
   let closed = false;
   return {
+    path,
+    created,
     tryAcquire() {
       held = addon.tryAcquire(handle);
       return held;
@@ -222,11 +282,18 @@ export const openWriteTurn = (function openWriteTurn(path: string): WriteTurn {
     get held() {
       return held && !closed;
     },
+    state: () => (closed ? 'usable' : states[addon.state(handle)]),
     close() {
       if (closed) return;
       closed = true;
       held = false;
       addon.close(handle);
+    },
+    discard() {
+      if (closed) return false;
+      closed = true;
+      held = false;
+      return addon.discard(handle);
     },
     post(payload) {
       const ticket = addon.post(handle, payload);
@@ -239,8 +306,7 @@ export const openWriteTurn = (function openWriteTurn(path: string): WriteTurn {
     },
     collect: (ticket) => addon.collect(handle, ticket),
     withdraw: (ticket) => addon.withdraw(handle, ticket),
-    take: () =>
-      addon.take(handle).map(([ticket, payload, answerBeforeCommit]) => ({ ticket, payload, answerBeforeCommit })),
+    take: () => addon.take(handle).map(([ticket, payload, takenBefore]) => ({ ticket, payload, takenBefore })),
     answer: (ticket, answer, final) => addon.answer(handle, ticket, answer, final),
     finish: (tickets) => addon.finish(handle, tickets),
     untake: (ticket) => addon.untake(handle, ticket),
@@ -249,4 +315,4 @@ export const openWriteTurn = (function openWriteTurn(path: string): WriteTurn {
     awaitPost: (timeoutMs) => addon.awaitPost(handle, Math.max(0, timeoutMs)),
     stopAwaitingPost: () => addon.stopAwaitingPost(handle),
   };
-});
+}
