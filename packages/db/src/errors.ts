@@ -2,8 +2,13 @@
 export type OpenDatabaseErrorCode =
   /** The parent directory does not exist and cannot be created. */
   | 'DIRECTORY_NOT_CREATABLE'
-  /** The path is a directory or another kind of non-regular file. */
+  /** The path is a directory, another kind of non-regular file, or a symbolic link to nothing. */
   | 'NOT_A_FILE'
+  /**
+   * The file has more than one name (hard links): SQLite keeps a -wal beside each name, and
+   * connections through two names write to two logs, which corrupts the database.
+   */
+  | 'HARD_LINKED'
   /** The file exists but is not a SQLite database (or is encrypted or damaged). */
   | 'NOT_A_DATABASE'
   /** The file, its directory or its filesystem does not allow writing. */

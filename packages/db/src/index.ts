@@ -8,12 +8,14 @@ export {
   migrationState,
 } from './migrator.ts';
 export {
+  hardLinked,
   type JournalMode,
   type MetricsDatabase,
   migrationsFolder,
   type OpenDatabaseOptions,
   type OpenedDatabase,
   openDatabase,
+  resolveDatabasePath,
   type Synchronous,
 } from './open.ts';
 export * as schema from './schema.ts';

@@ -42,8 +42,7 @@ export type MigrationState = 'current' | 'up-to-date' | 'pending';
  * of the bookkeeping table. Anything else (a file migrated by `drizzle-kit
  * migrate`, by newer code, or altered by hand) takes the full check.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
-export const migrationState = (function migrationState(
+export function migrationState(
   sqlite: BetterSqlite3.Database,
   path: string,
   migrationsFolder: string,
@@ -54,13 +53,12 @@ export const migrationState = (function migrationState(
   const last = lastAppliedMillis(sqlite);
   assertNotNewer(last, known.latestMillis, path);
   return last !== undefined && last >= known.latestMillis ? 'up-to-date' : 'pending';
-});
+}
 
 /** `user_version` of a file this migrator brought up to date: migrations known × 2^20 + the schema cookie's low 20 bits. */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
-const stampOf = (function stampOf(migrationCount: number, schemaVersion: number): number {
+function stampOf(migrationCount: number, schemaVersion: number): number {
   return migrationCount * 0x100000 + (schemaVersion & 0xfffff);
-});
+}
 
 /**
  * Applies the pending migrations of `migrationsFolder`, safely when many processes
@@ -151,8 +149,7 @@ const summarize = (journal: Journal): JournalSummary => ({
 const journals = new Map<string, JournalSummary>([[migrationsFolder, summarize(committedJournal)]]);
 
 /** How many migrations the folder holds and when the newest was made, from drizzle-kit's journal alone. */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
-const journalOf = (function journalOf(folder: string): JournalSummary {
+function journalOf(folder: string): JournalSummary {
   let summary = journals.get(folder);
   if (summary === undefined) {
     // fd-safe: drizzle-kit's migration journal, never a database
@@ -160,7 +157,7 @@ const journalOf = (function journalOf(folder: string): JournalSummary {
     journals.set(folder, summary);
   }
   return summary;
-});
+}
 
 function lastAppliedMillis(sqlite: BetterSqlite3.Database): number | undefined {
   const table = sqlite.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(migrationsTable);

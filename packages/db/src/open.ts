@@ -1,6 +1,6 @@
-import { accessSync, constants, mkdirSync, type Stats, statSync } from 'node:fs';
+import { accessSync, constants, lstatSync, mkdirSync, realpathSync, type Stats, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { type BetterSQLite3Database, drizzle } from 'drizzle-orm/better-sqlite3';
 import { sleepThread, sqliteBusyDelaysMs, sqliteBusyMaxDelayMs } from './busy-wait.ts';
@@ -67,12 +67,14 @@ export interface OpenedDatabase {
  * the pending migrations, applied once even when many processes open a new file
  * at the same moment.
  *
+ * The file is named by its real path (see {@link resolveDatabasePath}): a symbolic link is
+ * followed, as SQLite itself does, and a file with several hard links is refused.
+ *
  * Throws {@link OpenDatabaseError} naming the path and the cause. A failed open
  * creates no file and changes no existing one.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
-export const openDatabase = (function openDatabase(path: string, options: OpenDatabaseOptions = {}): OpenedDatabase {
-  const absolutePath = resolve(path);
+export function openDatabase(path: string, options: OpenDatabaseOptions = {}): OpenedDatabase {
+  const absolutePath = resolveDatabasePath(path);
   const {
     busyTimeoutMs = 5000,
     journalMode = 'wal',
@@ -154,7 +156,59 @@ export const openDatabase = (function openDatabase(path: string, options: OpenDa
     sqlite.close();
     throw error instanceof OpenDatabaseError ? error : classify(error, absolutePath);
   }
-});
+}
+
+/**
+ * The one name of the database at `path`: absolute, every symbolic link resolved (of the file,
+ * or, for a file not created yet, of its directory). SQLite follows a link to the database and
+ * puts its -wal and -shm beside the target; everything that looks at those files, or keys
+ * anything by the database, must use this name, or two names of one file meet nothing in common.
+ *
+ * Throws OpenDatabaseError `HARD_LINKED` for a file with several names (SQLite keeps a -wal per
+ * name: two writers through two names corrupt it; sqlite.org, "How To Corrupt An SQLite Database
+ * File", 2.5) and `NOT_A_FILE` for a symbolic link to nothing. Only `stat`, `lstat` and
+ * `realpath`: no descriptor of our own (see ensureWritableLocation).
+ */
+export function resolveDatabasePath(path: string): string {
+  const absolute = resolve(path);
+  let real: string;
+  try {
+    real = realpathSync(absolute);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== 'ENOENT' && code !== 'ENOTDIR') {
+      throw new OpenDatabaseError('OPEN_FAILED', absolute, `the path cannot be resolved (${errnoOf(error)})`, {
+        cause: error,
+      });
+    }
+    let link: Stats | undefined;
+    try {
+      link = lstatSync(absolute);
+    } catch {
+      link = undefined;
+    }
+    if (link?.isSymbolicLink()) {
+      throw new OpenDatabaseError('NOT_A_FILE', absolute, 'the path is a symbolic link to a file that does not exist');
+    }
+    try {
+      real = join(realpathSync(dirname(absolute)), basename(absolute));
+    } catch {
+      real = absolute; // No directory yet: created as named (see ensureWritableLocation).
+    }
+  }
+  const stats = statOrUndefined(real);
+  if (stats?.isFile() && stats.nlink > 1) throw hardLinked(real, stats.nlink);
+  return real;
+}
+
+/** The error for a database file with `names` hard links (see resolveDatabasePath). */
+export function hardLinked(path: string, names: number): OpenDatabaseError {
+  return new OpenDatabaseError(
+    'HARD_LINKED',
+    path,
+    `the file has ${names} names (hard links): SQLite keeps a -wal beside each name, and writes through two of them corrupt the database; remove the other names, or copy the file`,
+  );
+}
 
 /**
  * Switches the journal mode, waiting for the write lock up to the busy timeout. The switch opens
@@ -192,8 +246,7 @@ function switchJournalMode(sqlite: BetterSqlite3.Database, journalMode: string, 
  * then deletes the -wal and -shm files under them, and acknowledged rows vanish
  * (sqlite.org, "How To Corrupt An SQLite Database File", 2.2).
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
-const ensureWritableLocation = (function ensureWritableLocation(path: string): void {
+function ensureWritableLocation(path: string): void {
   const directory = dirname(path);
   let stats = statOrUndefined(path);
   if (stats === undefined && statOrUndefined(directory) === undefined) {
@@ -231,11 +284,10 @@ const ensureWritableLocation = (function ensureWritableLocation(path: string): v
       });
     }
   }
-});
+}
 
 /** The file's stats, or undefined when nothing is there; other failures surface as OPEN_FAILED. */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
-const statOrUndefined = (function statOrUndefined(path: string): Stats | undefined {
+function statOrUndefined(path: string): Stats | undefined {
   try {
     return statSync(path);
   } catch (error) {
@@ -246,7 +298,7 @@ const statOrUndefined = (function statOrUndefined(path: string): Stats | undefin
       cause: error,
     });
   }
-});
+}
 
 let nativeBindingPath: string | undefined;
 
@@ -255,11 +307,10 @@ let nativeBindingPath: string | undefined;
  * with the `bindings` package, which searches a dozen places on every first open
  * of a process, most of a short-lived writer's open (see docs/decisions/0004-a-lean-open-without-mmap.md).
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
-const nativeBinding = (function nativeBinding(): string {
+function nativeBinding(): string {
   nativeBindingPath ??= createRequire(import.meta.url).resolve('better-sqlite3/build/Release/better_sqlite3.node');
   return nativeBindingPath;
-});
+}
 
 function errnoOf(error: unknown): string {
   return (error as NodeJS.ErrnoException).code ?? String(error);

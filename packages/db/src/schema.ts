@@ -1,4 +1,4 @@
-import { index, integer, real, sqliteTable, text } from 'drizzle-orm/sqlite-core';
+import { index, integer, primaryKey, real, sqliteTable, text } from 'drizzle-orm/sqlite-core';
 
 /** Flat string-to-string labels attached to a metric, stored as JSON text. */
 export type MetricLabels = Record<string, string>;
@@ -27,3 +27,21 @@ export const metrics = sqliteTable(
 export type Metric = typeof metrics.$inferSelect;
 /** A row as Drizzle inserts it (id optional). */
 export type NewMetric = typeof metrics.$inferInsert;
+
+/**
+ * What makes a job handed between processes stored exactly once (@repo/metrics-repo's mailbox):
+ * the transaction that stores a posted job's rows records its key here, and a job whose key is
+ * found is answered from it instead of being written again, by whichever process holds it then.
+ * Keys are kept for an hour (pruned by the writers), longer than any job waits for its answer.
+ */
+export const metricsMailboxReceipts = sqliteTable(
+  'metrics_mailbox_receipts',
+  {
+    // When the job was posted (epoch ms), and a random number chosen by its poster.
+    postedAt: integer('posted_at').notNull(),
+    nonce: integer('nonce').notNull(),
+    // The id of its first row; the others follow it.
+    firstId: integer('first_id').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.postedAt, table.nonce] })],
+);

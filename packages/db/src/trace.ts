@@ -38,8 +38,7 @@ export interface PhaseTrace {
 
 const silent: PhaseTrace = { mark() {} };
 
-// biome-ignore format: the parentheses make V8 compile it when its module loads (see docs/decisions/0016-compiled-when-loaded.md)
-export const tracePhases = (function tracePhases(scope: string): PhaseTrace {
+export function tracePhases(scope: string): PhaseTrace {
   if (!phaseChannel.hasSubscribers) return silent;
   let wall = performance.now();
   // The switches before the CPU: a thread preempted on leaving the clock's system call waits
@@ -65,7 +64,7 @@ export const tracePhases = (function tracePhases(scope: string): PhaseTrace {
       switches = switchesNow;
     },
   };
-});
+}
 
 /** The calling thread's time on a CPU (Linux's schedstat, ns), or undefined where there is none. */
 function threadCpuMs(): number | undefined {

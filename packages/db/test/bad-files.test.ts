@@ -1,9 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { useTempDir } from '@repo/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { OpenDatabaseError, openDatabase } from '../src/index.ts';
+import { OpenDatabaseError, openDatabase, resolveDatabasePath } from '../src/index.ts';
 
 function openError(path: string): OpenDatabaseError {
   try {
@@ -24,6 +33,46 @@ describe('openDatabase with bad files', () => {
   const immutable: string[] = [];
   afterEach(() => {
     for (const file of immutable.splice(0)) execFileSync('chattr', ['-i', file]);
+  });
+
+  it('one file, one name: a symlink to the file or its directory, and a relative path, all resolve to the real path', () => {
+    const root = tempDir();
+    mkdirSync(join(root, 'real'));
+    const path = join(root, 'real', 'metrics.db');
+    openDatabase(path).close();
+    symlinkSync(path, join(root, 'link.db'));
+    symlinkSync(join(root, 'real'), join(root, 'dir-link'));
+    const names = [join(root, 'link.db'), join(root, 'dir-link', 'metrics.db'), join(root, 'real', '.', 'metrics.db')];
+    for (const name of names) expect(resolveDatabasePath(name)).toBe(path);
+    const opened = openDatabase(join(root, 'link.db'));
+    try {
+      expect(opened.path).toBe(path);
+      opened.sqlite.exec("INSERT INTO metrics (name, value, recorded_at) VALUES ('x', 1, 0)");
+      // SQLite put its -wal beside the target, where the real path says.
+      expect(existsSync(`${path}-wal`)).toBe(true);
+      expect(existsSync(join(root, 'link.db-wal'))).toBe(false);
+    } finally {
+      opened.close();
+    }
+    // Not created yet, in a linked directory: the directory's real path and the name.
+    expect(resolveDatabasePath(join(root, 'dir-link', 'new.db'))).toBe(join(root, 'real', 'new.db'));
+  });
+
+  it('refuses a file with two names (hard links): SQLite would keep a -wal per name', () => {
+    const path = join(tempDir(), 'metrics.db');
+    openDatabase(path).close();
+    linkSync(path, `${path}.other-name`);
+    const error = openError(path);
+    expect(error.code).toBe('HARD_LINKED');
+    expect(error.message).toMatch(/2 names \(hard links\)/);
+    expect(openError(`${path}.other-name`).code).toBe('HARD_LINKED');
+  });
+
+  it('refuses a symbolic link to nothing, and creates nothing at its target', () => {
+    const root = tempDir();
+    symlinkSync(join(root, 'missing.db'), join(root, 'dangling.db'));
+    expect(openError(join(root, 'dangling.db')).code).toBe('NOT_A_FILE');
+    expect(existsSync(join(root, 'missing.db'))).toBe(false);
   });
 
   it('names the path when the directory cannot be created', () => {

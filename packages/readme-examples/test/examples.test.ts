@@ -121,7 +121,7 @@ describe('findReadmes', () => {
       ];
       for (const file of files) {
         mkdirSync(join(root, file, '..'), { recursive: true });
-        writeFileSync(join(root, file), '# x\n');
+        writeFileSync(join(root, file), '# x\n'); // fd-safe: a Markdown file of the test's own
       }
       expect(findReadmes(root)).toEqual([
         'README.md',
