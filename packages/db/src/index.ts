@@ -19,5 +19,5 @@ export {
   type Synchronous,
 } from './open.ts';
 export * as schema from './schema.ts';
-export { type Metric, type MetricLabels, metrics, type NewMetric } from './schema.ts';
+export { type Metric, type MetricLabels, metrics, metricsMailboxReceipts, type NewMetric } from './schema.ts';
 export { cpuClockMs, type Phase, type PhaseTrace, phaseChannel, tracePhases } from './trace.ts';

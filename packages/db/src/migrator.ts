@@ -42,11 +42,7 @@ export type MigrationState = 'current' | 'up-to-date' | 'pending';
  * of the bookkeeping table. Anything else (a file migrated by `drizzle-kit
  * migrate`, by newer code, or altered by hand) takes the full check.
  */
-export function migrationState(
-  sqlite: BetterSqlite3.Database,
-  path: string,
-  migrationsFolder: string,
-): MigrationState {
+export function migrationState(sqlite: BetterSqlite3.Database, path: string, migrationsFolder: string): MigrationState {
   const known = journalOf(migrationsFolder);
   const stamp = sqlite.pragma('user_version', { simple: true }) as number;
   if (stamp === stampOf(known.count, sqlite.pragma('schema_version', { simple: true }) as number)) return 'current';

@@ -74,8 +74,10 @@ export class LockTimeoutError extends MetricsRepoError {
     /** The database: the SQLite file's path, or the PostgreSQL URL without its password. */
     readonly path: string,
     readonly waitedMs: number,
+    /** What the write waited for, held by someone else all along (the lock, the write turn, the mailbox's holder). */
+    readonly waitedFor = 'the write lock, held by another connection',
   ) {
-    super(`the write lock of ${JSON.stringify(path)} stayed held by another connection for ${Math.round(waitedMs)} ms`);
+    super(`the write to ${JSON.stringify(path)} waited ${Math.round(waitedMs)} ms for ${waitedFor}`);
   }
 }
 

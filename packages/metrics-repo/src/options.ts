@@ -83,8 +83,7 @@ export const knownOptionKeys = new Set<string>([...Object.keys(sqliteOptionCheck
  * Unknown keys are refused with the closest known one; every refusal is an
  * InvalidOptionError naming the option, the expected type and what was given.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const resolveOptions = (function resolveOptions<T extends object>(
+export function resolveOptions<T extends object>(
   options: unknown,
   checks: Record<string, Check>,
   defaults: Partial<T>,
@@ -114,12 +113,11 @@ export const resolveOptions = (function resolveOptions<T extends object>(
     resolved[key] = value;
   }
   return resolved as Required<T>;
-});
+}
 
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const resolveSqliteOptions = (function resolveSqliteOptions(options: unknown): ResolvedSqliteOptions {
+export function resolveSqliteOptions(options: unknown): ResolvedSqliteOptions {
   return resolveOptions<SqliteRepoOptions>(options, sqliteOptionChecks, defaultOptions, 'SQLite');
-});
+}
 
 export function integerAtLeast(min: number): Check {
   return (value) =>

@@ -18,9 +18,20 @@ export interface Job {
   size: number;
   /** `Date.now()` at the call; the deadline is this plus `lockTimeoutMs`. */
   calledAt: number;
+  /**
+   * Set once the job was posted in the mailbox, where a holder may have taken it: whoever writes
+   * it records this receipt, and nobody writes a job whose receipt is already recorded.
+   */
+  receipt?: Receipt;
   // biome-ignore lint/suspicious/noExplicitAny: resolves with Metric (single) or Metric[] (many)
   resolve(value: any): void;
   reject(error: MetricsRepoError): void;
+}
+
+/** A posted job's key in the database's receipts (see sqlite/mailbox.ts): when it was posted, and a random number. */
+export interface Receipt {
+  postedAt: number;
+  nonce: number;
 }
 
 /** What a committed job produced: its stored row(s), or the error for its caller alone. */
@@ -164,13 +175,13 @@ export class WriteQueue {
    * held elsewhere (LockTimeoutError), waiters that found no room (QueueFullError).
    * Deadlines grow along both queues, so only their fronts are looked at.
    */
-  expireOverdue(now: number): void {
+  expireOverdue(now: number, waitedFor?: string): void {
     const calledBefore = now - this.options.lockTimeoutMs;
     while (this.jobsHead < this.jobs.length && (this.jobs[this.jobsHead] as Job).calledAt <= calledBefore) {
       const job = this.jobs[this.jobsHead] as Job;
       this.jobsHead += 1;
       this.queuedRows -= job.size;
-      job.reject(new LockTimeoutError(this.database, now - job.calledAt));
+      job.reject(new LockTimeoutError(this.database, now - job.calledAt, waitedFor));
     }
     this.compactJobs();
     while (

@@ -20,8 +20,7 @@ const countFields = new Set(['name', 'since', 'until']);
 const controlCharacter = /[\u0000-\u001f\u007f-\u009f]/;
 
 /** The row as stored, once the database gave it `id`: what `insert` resolves with. */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const storedMetric = (function storedMetric(row: ValidRow, id: number): Metric {
+export function storedMetric(row: ValidRow, id: number): Metric {
   return {
     id,
     name: row.name,
@@ -30,11 +29,10 @@ export const storedMetric = (function storedMetric(row: ValidRow, id: number): M
     labels: row.labels,
     eventId: row.eventId,
   };
-});
+}
 
 /** Validates one insert. `prefix` locates the row in an `insertMany` call (`rows[3].`). */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const validateMetric = (function validateMetric(input: unknown, prefix = '', now?: number): ValidRow {
+export function validateMetric(input: unknown, prefix = '', now?: number): ValidRow {
   if (!isPlainObject(input)) {
     throw new ValidationError(
       prefix === '' ? 'metric' : prefix.slice(0, -1),
@@ -65,7 +63,7 @@ export const validateMetric = (function validateMetric(input: unknown, prefix = 
       ? null
       : checkText(metric.eventId, prefix, 'eventId', limits.maxEventIdLength);
   return { name, value: storedValue, recordedAt, labels, labelsJson, eventId };
-});
+}
 
 export interface ValidFilter {
   name: string | undefined;
@@ -100,8 +98,7 @@ export function validateFilter(input: unknown): ValidFilter {
 // Field names (`rows[3].labels.host`) are built only when a check fails: the hot path allocates none.
 
 /** Why `value` is not an acceptable name, key or id, or undefined when it is. */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-const textProblem = (function textProblem(value: unknown, maxLength: number): string | undefined {
+function textProblem(value: unknown, maxLength: number): string | undefined {
   if (typeof value !== 'string') return `must be a string, got ${describe(value)}`;
   if (value.length === 0) return 'must not be empty';
   if (value.length > maxLength) return `must be at most ${maxLength} characters, got ${value.length}`;
@@ -109,14 +106,13 @@ const textProblem = (function textProblem(value: unknown, maxLength: number): st
   // A lone surrogate cannot be encoded as UTF-8: SQLite would store U+FFFD, not the caller's text.
   if (!value.isWellFormed()) return 'must be well-formed UTF-16 (it has a lone surrogate)';
   return undefined;
-});
+}
 
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-const checkText = (function checkText(value: unknown, prefix: string, name: string, maxLength: number): string {
+function checkText(value: unknown, prefix: string, name: string, maxLength: number): string {
   const problem = textProblem(value, maxLength);
   if (problem !== undefined) throw new ValidationError(prefix + name, problem);
   return value as string;
-});
+}
 
 function checkTimestamp(value: unknown, prefix: string, name: string): number {
   let ms: number;
@@ -137,8 +133,7 @@ function checkTimestamp(value: unknown, prefix: string, name: string): number {
   return ms;
 }
 
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-const checkLabels = (function checkLabels(value: unknown, prefix: string): MetricLabels {
+function checkLabels(value: unknown, prefix: string): MetricLabels {
   if (!isPlainObject(value)) {
     throw new ValidationError(labelsField(prefix), `must be a flat object of strings, got ${describe(value)}`);
   }
@@ -173,7 +168,7 @@ const checkLabels = (function checkLabels(value: unknown, prefix: string): Metri
     }
   }
   return labels;
-});
+}
 
 function labelsField(prefix: string): string {
   return `${prefix}labels`;
@@ -184,14 +179,13 @@ function labelField(prefix: string, key: string): string {
 }
 
 /** An object literal, JSON.parse's output or `Object.create(null)`, from this realm or another (vm, worker). */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-const isPlainObject = (function isPlainObject(value: unknown): value is Record<string, unknown> {
+function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const prototype = Object.getPrototypeOf(value);
   if (prototype === Object.prototype || prototype === null) return true;
   // Another realm's Object.prototype: the root of its chain, with the plain-object tag.
   return Object.getPrototypeOf(prototype) === null && Object.prototype.toString.call(value) === '[object Object]';
-});
+}
 
 /** A Date from this realm or another (`instanceof` fails across realms). */
 function isDate(value: unknown): value is Date {

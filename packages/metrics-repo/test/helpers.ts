@@ -62,7 +62,7 @@ export function usePhases(): { heard: Phase[]; listen(): void } {
  */
 export async function fileWithHeldTurn(path: string): Promise<WriteTurn> {
   await (await openMetricsRepo({ path })).close();
-  const holder = openWriteTurn(`${path}-turn`);
+  const holder = openWriteTurn(path);
   expect(holder.tryAcquire()).toBe(true);
   return holder;
 }

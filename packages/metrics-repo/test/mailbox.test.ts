@@ -102,7 +102,7 @@ async function until(condition: () => boolean, timeoutMs: number, what: string):
 }
 
 function postedInTurn(path: string): number {
-  const turn = openWriteTurn(`${path}-turn`);
+  const turn = openWriteTurn(path);
   try {
     return turn.posted();
   } finally {

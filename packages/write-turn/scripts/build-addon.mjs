@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 const run = spawnSync('node-gyp', ['rebuild'], { encoding: 'utf8', shell: true });
 if (run.status !== 0) {
   mkdirSync('build', { recursive: true });
+  // fd-safe: the build's log, never a database
   writeFileSync('build/build-addon.log', `${run.stdout ?? ''}${run.stderr ?? ''}${run.error ?? ''}`);
   console.warn(
     '@repo/write-turn: the native addon was not built (see packages/write-turn/build/build-addon.log); @repo/metrics-repo will use its portable path (timers, no turn file)',

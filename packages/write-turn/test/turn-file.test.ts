@@ -56,7 +56,7 @@ function open(path: string): WriteTurn {
 
 /** Writes `bytes` at `offset` of the turn file (fd-safe: the turn file, never a database). */
 function poke(path: string, offset: number, bytes: Buffer): void {
-  const fd = openSync(`${path}-turn`, 'r+');
+  const fd = openSync(`${path}-turn`, 'r+'); // fd-safe: the turn file, never a database
   try {
     writeSync(fd, bytes, 0, bytes.length, offset);
   } finally {
@@ -101,7 +101,7 @@ describe('the turn file', () => {
     const other = Buffer.concat([Buffer.from('SQLite format 3\0'), Buffer.alloc(8192 - 16, 7)]);
     writeFileSync(turnPath, other); // fd-safe: a file at the turn's path, never opened by SQLite here
     expect(refusal(path)).toMatchObject({ code: 'NOT_A_TURN_FILE', message: /not a write-turn file/ });
-    expect(readFileSync(turnPath).equals(other)).toBe(true);
+    expect(readFileSync(turnPath).equals(other)).toBe(true); // fd-safe: no connection has it open
     // The right size, the wrong header.
     writeFileSync(turnPath, Buffer.alloc(layout.size, 0xff)); // fd-safe: as above
     expect(refusal(path)).toMatchObject({ code: 'NOT_A_TURN_FILE', message: /header/ });
@@ -112,7 +112,7 @@ describe('the turn file', () => {
     writeFileSync(target, 'keep me'); // fd-safe: a plain file
     symlinkSync(target, turnPath);
     expect(refusal(path)).toMatchObject({ code: 'NOT_A_TURN_FILE', message: /symbolic link/ });
-    expect(readFileSync(target, 'utf8')).toBe('keep me');
+    expect(readFileSync(target, 'utf8')).toBe('keep me'); // fd-safe: a plain file
   });
 
   it('a turn file that someone who cannot write the guarded file could have written is not adopted', () => {

@@ -50,8 +50,7 @@ const pgOptionChecks: Record<keyof PgRepoOptions, (value: unknown) => string | u
 for (const key of Object.keys(pgOptionChecks)) knownOptionKeys.add(key);
 
 /** Whether the options ask for PostgreSQL (they have a `url`); then they must not also have a `path`. */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const isPgOptions = (function isPgOptions(options: unknown): boolean {
+export function isPgOptions(options: unknown): boolean {
   if (typeof options !== 'object' || options === null) return false;
   const { url, path } = options as { url?: unknown; path?: unknown };
   if (url === undefined) return false;
@@ -62,7 +61,7 @@ export const isPgOptions = (function isPgOptions(options: unknown): boolean {
     );
   }
   return true;
-});
+}
 
 /** Checks PostgreSQL options and fills in their defaults; `url` is kept as given (with its password) for the driver. */
 export function resolvePgOptions(options: unknown): ResolvedPgOptions {

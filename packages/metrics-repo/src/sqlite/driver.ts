@@ -1,13 +1,13 @@
-import { resolve } from 'node:path';
+import { type Stats, statSync } from 'node:fs';
 import {
   type MetricsDatabase,
   metrics,
   OpenDatabaseError,
   type OpenedDatabase,
   openDatabase,
+  resolveDatabasePath,
   tracePhases,
 } from '@repo/db';
-import { fileIdentity } from '@repo/write-turn';
 import { and, count, eq, gte, lt, type SQL } from 'drizzle-orm';
 import type { ResolvedSqliteOptions } from '../options.ts';
 import { WriteQueue } from '../queue.ts';
@@ -17,7 +17,7 @@ import { captureIdentity, type FileIdentity, verifyFile } from './file-identity.
 import { Follower } from './follower.ts';
 import { retryWhileBusy } from './lock.ts';
 import type { FileKey } from './mailbox.ts';
-import { askThreadSlice, dropThreadSlice, openTurn, type WriteTurn } from './turn.ts';
+import { openTurn, type WriteTurn } from './turn.ts';
 import { SqliteWriter, toDatabaseError } from './writer.ts';
 
 /**
@@ -38,19 +38,21 @@ import { SqliteWriter, toDatabaseError } from './writer.ts';
  * turn's mailbox (see follower.ts) to whoever holds it, and a read opens the
  * file then. A file not found is opened (and created) the usual way.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const openSqliteBackend = (async function openSqliteBackend(
-  options: ResolvedSqliteOptions,
-): Promise<Backend<MetricsDatabase>> {
-  const path = resolve(options.path);
-  const turn = openTurn(path);
+export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise<Backend<MetricsDatabase>> {
+  // One name for the file whatever the caller called it: every name meets in one turn file.
+  const path = resolveDatabasePath(options.path);
+  const resolved = { ...options, path };
+  // A file not created yet gets its turn once the open has made it (see connect).
+  const turn = fileStats(path) !== undefined ? openTurn(path) : undefined;
   const file = turn === undefined ? undefined : busyFile(path, turn);
   if (turn === undefined || file === undefined) {
     let connection: Connection;
     try {
-      connection = await connect(options, turn);
+      connection = await connect(resolved, turn ?? 'after-open');
     } catch (error) {
-      turn?.close();
+      // A failed open leaves nothing behind: not the turn file it created either.
+      if (turn?.created) turn.discard();
+      else turn?.close();
       throw error;
     }
     return {
@@ -65,11 +67,11 @@ export const openSqliteBackend = (async function openSqliteBackend(
   }
 
   const trace = tracePhases('open');
-  const queue = new WriteQueue(options, path);
+  const queue = new WriteQueue(resolved, path);
   let connection: Connection | undefined;
   let connecting: Promise<Connection> | undefined;
   const connected = (): Promise<Connection> => {
-    connecting ??= connect(options, turn, queue).then(
+    connecting ??= connect(resolved, turn, queue).then(
       (opened) => {
         connection = opened;
         return opened;
@@ -84,7 +86,7 @@ export const openSqliteBackend = (async function openSqliteBackend(
   };
   /** One attempt, without waiting (it throws if a lock is in the way), for synchronous callers. */
   const connectedNow = (): Connection => {
-    connection ??= connectNow(options, turn, queue);
+    connection ??= connectNow(resolved, turn, queue);
     connecting ??= Promise.resolve(connection);
     return connection;
   };
@@ -115,20 +117,28 @@ export const openSqliteBackend = (async function openSqliteBackend(
       else turn.close();
     },
   };
-});
+}
 
 /**
  * The file at `path` when another repository holds its turn (it is opening the file, or
  * writing to it): this one can leave the file to it. Otherwise undefined, and this one holds
  * the turn now if it was free.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-const busyFile = (function busyFile(path: string, turn: WriteTurn): FileKey | undefined {
-  // The addon's stat, not node:fs's: a follower would compile Node's Stats code for this alone.
-  const identity = fileIdentity(path);
-  if (turn.tryAcquire() || identity === undefined) return undefined;
-  return identity;
-});
+function busyFile(path: string, turn: WriteTurn): FileKey | undefined {
+  if (turn.tryAcquire()) return undefined;
+  const stats = fileStats(path);
+  return stats === undefined ? undefined : { dev: stats.dev, ino: stats.ino };
+}
+
+/** The regular file at `path`, or undefined (only `stat`: no descriptor of our own). */
+function fileStats(path: string): Stats | undefined {
+  try {
+    const stats = statSync(path, { throwIfNoEntry: false });
+    return stats?.isFile() ? stats : undefined;
+  } catch {
+    return undefined; // ENOTDIR and the like: the open says what is wrong.
+  }
+}
 
 interface Connection {
   opened: OpenedDatabase;
@@ -138,29 +148,25 @@ interface Connection {
 }
 
 /**
- * The CPU slice of a thread that opens the file while it holds the turn (see askThreadSlice): its
- * followers wait for that open, about 10 ms of CPU in a new process, which on two cores shared by
- * 250 processes took many turns of 1.4 ms (the default here), each after a wait for all the
- * others. With 30 ms it runs in one or two: `phases --writers 250`, interleaved, p99 0.88× to
- * 1.11× naive code's against 1.22× to 1.32× (BENCHMARKS.md, "The holder's open in one slice").
- * Its share of the CPU is the same; it is only preempted less often, for that open alone.
+ * Opens the file (retrying on timers while a lock is in the way) and sets up its writer. `turn`:
+ * the file's turn, or `'after-open'` for a file that did not exist: its turn is opened once the
+ * open has created it, so that an open that fails creates no turn file.
  */
-const holderOpenSliceNs = 30_000_000;
-
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-const connect = (async function connect(
+async function connect(
   options: ResolvedSqliteOptions,
-  turn: WriteTurn | undefined,
+  turn: WriteTurn | undefined | 'after-open',
   queue?: WriteQueue,
 ): Promise<Connection> {
-  const slice = turn?.held ? askThreadSlice(holderOpenSliceNs) : undefined;
+  const opened = await retryWhileBusy(() => openOnce(options), Date.now() + options.lockTimeoutMs);
+  const ownTurn = turn === 'after-open' ? openTurn(opened.path) : undefined;
   try {
-    const opened = await retryWhileBusy(() => openOnce(options), Date.now() + options.lockTimeoutMs);
-    return withWriter(opened, options, turn, queue);
-  } finally {
-    if (slice !== undefined) dropThreadSlice(slice);
+    return withWriter(opened, options, ownTurn ?? (turn === 'after-open' ? undefined : turn), queue);
+  } catch (error) {
+    if (ownTurn?.created) ownTurn.discard();
+    else ownTurn?.close();
+    throw error;
   }
-});
+}
 
 /** One attempt, for a synchronous first read through `db` (no wait: it throws if a lock is in the way). */
 function connectNow(options: ResolvedSqliteOptions, turn: WriteTurn | undefined, queue: WriteQueue): Connection {
@@ -168,13 +174,11 @@ function connectNow(options: ResolvedSqliteOptions, turn: WriteTurn | undefined,
 }
 
 /** The connection never sleeps inside a call: a lock in the way fails at once (see openSqliteBackend). */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-const openOnce = (function openOnce(options: ResolvedSqliteOptions): OpenedDatabase {
+function openOnce(options: ResolvedSqliteOptions): OpenedDatabase {
   return openDatabase(options.path, { busyTimeoutMs: 0, synchronous: options.synchronous });
-});
+}
 
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-const withWriter = (function withWriter(
+function withWriter(
   opened: OpenedDatabase,
   options: ResolvedSqliteOptions,
   turn: WriteTurn | undefined,
@@ -206,7 +210,7 @@ const withWriter = (function withWriter(
       cause: error,
     });
   }
-});
+}
 
 async function countRows(
   db: MetricsDatabase,

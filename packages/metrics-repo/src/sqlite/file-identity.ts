@@ -1,4 +1,5 @@
 import { readdirSync, readlinkSync, statSync } from 'node:fs';
+import { hardLinked } from '@repo/db';
 import { DatabaseError } from '../errors.ts';
 
 /**
@@ -27,11 +28,10 @@ export interface FileIdentity {
 const walHeaderBytes = 32;
 const walFrameHeaderBytes = 24;
 
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const captureIdentity = (function captureIdentity(path: string, pageSize: number): FileIdentity {
+export function captureIdentity(path: string, pageSize: number): FileIdentity {
   const { dev, ino } = statSync(path);
   return { dev, ino, pageSize };
-});
+}
 
 /** Another file now stands at `path`: writes meant for the opened one must not go into it. */
 export function replacedFileError(path: string): DatabaseError {
@@ -47,14 +47,15 @@ export function replacedFileError(path: string): DatabaseError {
  * lock), also throws when pages of the database are in neither the file nor the
  * WAL: the file was truncated or overwritten.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const verifyFile = (function verifyFile(path: string, identity: FileIdentity, pageCount?: number): void {
+export function verifyFile(path: string, identity: FileIdentity, pageCount?: number): void {
   let size: number;
   try {
     const current = statSync(path);
     if (current.ino !== identity.ino || current.dev !== identity.dev) {
       throw replacedFileError(path);
     }
+    // A second name made since the open: another -wal would follow writes through it (see @repo/db).
+    if (current.nlink > 1) throw new DatabaseError('HARD_LINKED', hardLinked(path, current.nlink).message);
     size = current.size;
   } catch (error) {
     if (error instanceof DatabaseError) throw error;
@@ -82,27 +83,25 @@ export const verifyFile = (function verifyFile(path: string, identity: FileIdent
       `the database file ${JSON.stringify(path)} was truncated by another program (${size} bytes on disk, ${pageCount} pages expected); restore it from a backup`,
     );
   }
-});
+}
 
 /**
  * The database's -wal file now: its size and modification time, or undefined when
  * there is none (or it cannot be examined). Only `stat`, like everything here.
  * Shared by the file check, the lock's back-off and the checkpointer.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const walFile = (function walFile(path: string): { size: number; mtimeNs: bigint } | undefined {
+export function walFile(path: string): { size: number; mtimeNs: bigint } | undefined {
   try {
     const stats = statSync(`${path}-wal`, { bigint: true, throwIfNoEntry: false });
     return stats === undefined ? undefined : { size: Number(stats.size), mtimeNs: stats.mtimeNs };
   } catch {
     return undefined;
   }
-});
+}
 
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-const walSize = (function walSize(path: string): number {
+function walSize(path: string): number {
   return walFile(path)?.size ?? 0;
-});
+}
 
 /** "was deleted" or "was renamed to ...": the open descriptor's /proc link says which (Linux); elsewhere, both. */
 function vanished(path: string, identity: FileIdentity): string {

@@ -1,7 +1,7 @@
 import type { Synchronous } from '@repo/db';
 import type { Job, WriteQueue } from '../queue.ts';
 import type { FileKey } from './mailbox.ts';
-import { postAndWait, settleFromAnswer, settleIfDecided } from './post.ts';
+import { postAndWait, settleIfDecided } from './post.ts';
 import type { WriteTurn } from './turn.ts';
 import { toDatabaseError } from './writer.ts';
 
@@ -9,8 +9,6 @@ import { toDatabaseError } from './writer.ts';
 export interface ConnectedWriter {
   /** Takes over the queue (it listens to it from then on) and drains it; first without the turn if the holder seems hung. */
   start(holderSeemsHung: boolean): void;
-  /** Holding the turn: commits what the mailbox holds, even with nothing of its own queued. */
-  serveMailbox(): Promise<void>;
 }
 
 /**
@@ -130,25 +128,12 @@ export class Follower {
       this.posted += 1;
       const posted = await postAndWait(this.turn, job, this.file, this.synchronous, job.calledAt + this.lockTimeoutMs);
       if (settleIfDecided(this.queue, job, posted)) continue;
-      switch (posted.kind) {
-        case 'in-doubt': {
-          // Taken by a holder that died: as the holder now, find out whether it was stored.
-          let answer: Buffer | null = null;
-          if (await this.becomeWriter()) {
-            await (this.writer as ConnectedWriter | undefined)?.serveMailbox();
-            answer = this.turn.collect(posted.ticket);
-          }
-          settleFromAnswer(this.queue, job, answer);
-          if ((this.writer as ConnectedWriter | undefined) !== undefined) return;
-          break;
-        }
-        default:
-          // The turn is free (this follower holds it now), the holder seems hung, or the job did
-          // not fit: this follower opens the file and writes (with the turn, if it holds it).
-          this.queue.putBack([job]);
-          await this.becomeWriter(posted.kind === 'quiet');
-          return;
-      }
+      // The turn is free (this follower holds it now), the holder seems hung, the job did not fit,
+      // or the turn file broke: this follower opens the file and writes (with the turn, if it holds
+      // it). A job a holder may have stored keeps its receipt: it is written only if none did.
+      this.queue.putBack([job]);
+      await this.becomeWriter(posted.kind === 'quiet');
+      return;
     }
   }
 

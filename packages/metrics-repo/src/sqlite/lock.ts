@@ -125,8 +125,7 @@ export const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediat
  * statement of the transaction can fail with SQLITE_BUSY in WAL mode. Returns
  * false, without waiting, when another connection holds the lock.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const tryBeginImmediate = (function tryBeginImmediate(sqlite: BetterSqlite3.Database): boolean {
+export function tryBeginImmediate(sqlite: BetterSqlite3.Database): boolean {
   // A refused attempt throws; capturing a stack trace is most of its cost, and a
   // process polling for the lock throws many times a second. Restored before returning.
   const stackTraceLimit = Error.stackTraceLimit;
@@ -140,14 +139,13 @@ export const tryBeginImmediate = (function tryBeginImmediate(sqlite: BetterSqlit
   } finally {
     Error.stackTraceLimit = stackTraceLimit;
   }
-});
+}
 
 /**
  * Runs a synchronous step, retrying it on a timer while it fails with a busy
  * error, until `deadline` (a `Date.now()` value). Then the last busy error is thrown.
  */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const retryWhileBusy = (async function retryWhileBusy<T>(step: () => T, deadline: number): Promise<T> {
+export async function retryWhileBusy<T>(step: () => T, deadline: number): Promise<T> {
   const backoff = new Backoff();
   for (;;) {
     try {
@@ -157,4 +155,4 @@ export const retryWhileBusy = (async function retryWhileBusy<T>(step: () => T, d
     }
     await sleep(backoff.next({ deadline }));
   }
-});
+}

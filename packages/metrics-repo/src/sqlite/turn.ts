@@ -1,45 +1,37 @@
+import { channel } from 'node:diagnostics_channel';
 import { isMainThread } from 'node:worker_threads';
-import { openWriteTurn, setThreadSlice, type WriteTurn } from '@repo/write-turn';
+import { openWriteTurn, type WriteTurn, WriteTurnError } from '@repo/write-turn';
 
 export type { WriteTurn };
 
-/** The turn file beside the database (never a file SQLite opens), or none where the addon is unavailable. */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const openTurn = (function openTurn(databasePath: string): WriteTurn | undefined {
-  try {
-    return openWriteTurn(`${databasePath}-turn`);
-  } catch {
-    return undefined; // Waiting falls back to timers alone (see lock.ts), and there is no mailbox.
-  }
-});
+/**
+ * Where the repository says why a file has no turn (a refused turn file: see openTurn), for
+ * whoever listens (`diagnostics_channel.subscribe('metrics-repo:turn', ...)`); nothing is printed.
+ */
+export const turnChannel = channel('metrics-repo:turn');
+
+/** The portable path: `METRICS_REPO_NATIVE=off` runs every repository without the addon and its turn file. */
+export const nativeEnabled = (): boolean => process.env.METRICS_REPO_NATIVE !== 'off';
 
 /**
- * CPU slices asked for on this thread (setThreadSlice; Linux 6.12 and later) by its repositories:
- * a holder's open, a follower's wait. The thread runs on the latest slice still asked for, and gets
- * the one it had back when none is. One place keeps the thread's own slice, so that two requests
- * that end out of order (two repositories on two files) never leave it on one of theirs.
+ * The turn of the database at `databasePath` (its real path: every name of the file meets in one
+ * turn file, `<real path>-turn`), or none: the addon is unavailable or turned off, the database
+ * does not exist yet, or the turn file was refused (something else at its path, or a file someone
+ * who cannot write the database could have planted: see @repo/write-turn). Without a turn,
+ * writers wait for SQLite's lock on timers (see lock.ts) and there is no mailbox.
  */
-const sliceRequests = new Map<number, number>();
-let nextSliceRequest = 0;
-let sliceBeforeRequests: number | undefined;
-
-/** Runs this thread on `ns` until {@link dropThreadSlice} with the returned request. */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const askThreadSlice = (function askThreadSlice(ns: number): number {
-  const request = nextSliceRequest++;
-  const before = setThreadSlice(ns);
-  if (sliceRequests.size === 0) sliceBeforeRequests = before;
-  sliceRequests.set(request, ns);
-  return request;
-});
-
-/** Ends a request: the thread goes back to the latest one still asked for, or to its own slice. */
-// biome-ignore format: the parentheses make V8 compile it when its module loads (metrics-repo README, "Compiled when loaded")
-export const dropThreadSlice = (function dropThreadSlice(request: number): void {
-  if (!sliceRequests.delete(request)) return;
-  if (sliceRequests.size > 0) setThreadSlice([...sliceRequests.values()].at(-1) as number);
-  else if (sliceBeforeRequests !== undefined) setThreadSlice(sliceBeforeRequests);
-});
+export function openTurn(databasePath: string): WriteTurn | undefined {
+  if (!nativeEnabled()) return undefined;
+  try {
+    return openWriteTurn(databasePath);
+  } catch (error) {
+    if (turnChannel.hasSubscribers) {
+      const { code, message } = error instanceof WriteTurnError ? error : { code: 'SYSTEM', message: String(error) };
+      turnChannel.publish({ event: 'no-turn', path: databasePath, code, message });
+    }
+    return undefined;
+  }
+}
 
 /**
  * Whether a writer that found the lock taken queues for the turn (and sleeps in the kernel) rather

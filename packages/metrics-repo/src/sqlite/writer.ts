@@ -16,24 +16,15 @@ import { storedMetric, type ValidRow } from '../validate.ts';
 import { Checkpointer } from './checkpoint.ts';
 import { type FileIdentity, replacedFileError, verifyFile } from './file-identity.ts';
 import { Backoff, sleep, tryBeginImmediate, walSignature, yieldToEventLoop } from './lock.ts';
-import { CommitTokens, decodePosting, encodeAnswer, type MailJob, wasCommitted } from './mailbox.ts';
-import { machineOverloaded } from './overload.ts';
-import { postAndWait, settleFromAnswer, settleIfDecided } from './post.ts';
-import { queuesForTurn, TurnWait, type WriteTurn } from './turn.ts';
+import { decodePosting, encodeAnswer, type MailJob, Receipts } from './mailbox.ts';
+import { postAndWait, settleIfDecided } from './post.ts';
+import { openTurn, queuesForTurn, TurnWait, type WriteTurn } from './turn.ts';
 
 /** A contended writer with at most this many rows queued posts them in the mailbox (see takeTurn). */
 const mailboxMaxRows = 16;
 
-/** How long a holder whose own rows are committed keeps serving the mailbox (see keepServing)... */
+/** How long a holder whose own rows are committed keeps serving the mailbox (see keepServing). */
 const holderServesForMs = 3000;
-/**
- * ...and while the machine is overloaded (see overload.ts), how long it serves, and how long it
- * waits for a post when none is there, before it hands the turn on. The next holder must open the
- * file before it answers anybody, and on two cores shared by a thousand processes that open takes
- * seconds, during which every follower waits.
- */
-const holderServesOverloadedMs = 30_000;
-const holderLingersOverloadedMs = 1000;
 /**
  * On a machine that is not overloaded, a holder whose last transaction carried posted rows still
  * waits this long for the next post (asleep in the kernel: see postedSoon). Handing the turn on
@@ -45,6 +36,11 @@ const holderLingersMs = 150;
 // Column names come from the schema, so the statement cannot drift from the table.
 const insertColumns = [metrics.name, metrics.value, metrics.recordedAt, metrics.labels, metrics.eventId];
 export const insertSql = `INSERT INTO "${getTableName(metrics)}" (${insertColumns.map((column) => `"${column.name}"`).join(', ')}) VALUES (${insertColumns.map(() => '?').join(', ')})`;
+
+/** What a write that timed out waited for (LockTimeoutError's message). */
+const waitedForLock = "SQLite's write lock, held by another connection";
+const waitedForTurn =
+  'the write turn, held by another repository on this file (a process or thread that may be stopped)';
 
 /**
  * Group commit on one SQLite connection. One drain loop at a time (guarded by an
@@ -74,13 +70,13 @@ export class SqliteWriter {
   private lingering = false;
   private bypassTurnOnce = false;
   private servingSince: number | undefined;
-  /** The last transaction handed jobs back to the mailbox (another `synchronous`): they wait for another holder. */
-  private handedBack = false;
   /** The last transaction carried rows from the mailbox: other processes are posting. */
   private tookMail = false;
-  /** This writer's own job, taken by a holder that died before its final answer (see collectInDoubt). */
-  private inDoubt: { job: Job; ticket: number } | undefined;
-  private readonly tokens: CommitTokens;
+  /** The turn's file was deleted or replaced: it is replaced once released (see usableTurn). */
+  private replaceTurn = false;
+  private readonly receipts: Receipts;
+  /** close() was called: this writer serves nobody else's rows from now on (see keepServing). */
+  private closing = false;
   /**
    * After an inline attempt found the lock taken, the next one waits until another full batch is
    * queued: a synchronous loop of inserts would otherwise try (and be refused) once per insert.
@@ -97,7 +93,7 @@ export class SqliteWriter {
     private readonly maxBatchRows: number,
     private readonly synchronous: Synchronous,
     /** The file's turn, with its mailbox; held already when a follower became this writer. */
-    private readonly turn: WriteTurn | undefined,
+    private turn: WriteTurn | undefined,
   ) {
     if (turn?.held) {
       // Held since the open (see driver.ts) or by a follower that became this writer.
@@ -105,7 +101,7 @@ export class SqliteWriter {
       this.releaseTurnIfIdle();
     }
     this.insert = sqlite.prepare(insertSql);
-    this.tokens = new CommitTokens(sqlite);
+    this.receipts = new Receipts(sqlite);
     this.pageCount = sqlite.prepare('PRAGMA page_count').pluck();
     this.checkpointer = new Checkpointer(sqlite, path);
     queue.listen({ jobsAdded: (queuedRows) => this.jobsAdded(queuedRows) });
@@ -113,6 +109,8 @@ export class SqliteWriter {
 
   /** Commits (or fails) everything queued, then closes the connection. The queue must have stopped accepting. */
   async close(): Promise<void> {
+    this.closing = true;
+    if (this.lingering) this.turn?.stopAwaitingPost();
     await this.mutex.runExclusive(async () => {
       await this.drainLoop();
       if (this.connectionOpen) {
@@ -144,16 +142,6 @@ export class SqliteWriter {
     // A follower that gave up on a silent holder makes its first attempt without the turn.
     this.bypassTurnOnce = holderSeemsHung;
     this.scheduleDrain();
-  }
-
-  /** Holding the turn, with nothing queued: one transaction for the mailbox alone (see follower.ts). */
-  async serveMailbox(): Promise<void> {
-    this.servingMailbox = true;
-    try {
-      await this.mutex.runExclusive(() => this.drainLoop());
-    } finally {
-      this.servingMailbox = false;
-    }
   }
 
   private jobsAdded(queuedRows: number): void {
@@ -232,7 +220,7 @@ export class SqliteWriter {
           continue;
         }
         if (!began) {
-          this.queue.expireOverdue(Date.now());
+          this.queue.expireOverdue(Date.now(), waitedForLock);
           if (!this.queue.hasJobs && !this.servingMailbox) continue;
           this.contended = queuesForTurn;
           // Contended: queue for the turn (takeTurn) instead of polling, unless this writer holds it.
@@ -253,8 +241,8 @@ export class SqliteWriter {
         turnWait.reset();
         this.servingMailbox = false;
         this.commitNextBatch(false, trace);
-        this.collectInDoubt();
         if (this.turn?.held && !(await this.keepServing())) this.turn.release();
+        this.replaceStaleTurn();
         trace.mark('settle');
         // Between transactions, timers and I/O of the host process run, and other connections get a chance at the lock.
         if (this.queue.hasJobs || this.servingMailbox) {
@@ -267,14 +255,6 @@ export class SqliteWriter {
     }
   }
 
-  /** After serving the mailbox: the answer to this writer's own job, left in doubt by a holder that died. */
-  private collectInDoubt(): void {
-    const doubt = this.inDoubt;
-    if (doubt === undefined || this.turn === undefined) return;
-    this.inDoubt = undefined;
-    settleFromAnswer(this.queue, doubt.job, this.turn.collect(doubt.ticket));
-  }
-
   /**
    * After a commit, the holder keeps the turn for another transaction while rows wait in the
    * mailbox: with its connection open, that costs a transaction, where handing the turn on makes
@@ -283,15 +263,13 @@ export class SqliteWriter {
    */
   private async keepServing(): Promise<boolean> {
     const turn = this.turn as WriteTurn;
-    if (turn.posted() === 0 && !(await this.postedSoon())) {
+    // A closing writer's own rows are committed: others' are the next holder's (close() returns now).
+    if (this.closing || (turn.posted() === 0 && !(await this.postedSoon()))) {
       this.servingSince = undefined;
       return false;
     }
     this.servingSince ??= Date.now();
-    const served = Date.now() - this.servingSince;
-    // Jobs handed back wait for another holder: the usual bound then, overloaded or not.
-    const bound = this.handedBack ? holderServesForMs : holderServesOverloadedMs;
-    if (served > holderServesForMs && (served > bound || !machineOverloaded())) {
+    if (Date.now() - this.servingSince > holderServesForMs) {
       this.servingSince = undefined;
       return false;
     }
@@ -309,11 +287,10 @@ export class SqliteWriter {
    */
   private async postedSoon(): Promise<boolean> {
     const turn = this.turn as WriteTurn;
-    if (!this.tookMail || this.queue.hasJobs) return false;
+    if (!this.tookMail || this.queue.hasJobs || this.closing) return false;
     this.lingering = true;
     try {
-      const lingerMs = machineOverloaded() ? holderLingersOverloadedMs : holderLingersMs;
-      return (await turn.awaitPost(lingerMs)) && !this.queue.hasJobs;
+      return (await turn.awaitPost(holderLingersMs)) && !this.queue.hasJobs && !this.closing;
     } finally {
       this.lingering = false;
     }
@@ -341,12 +318,6 @@ export class SqliteWriter {
       else {
         const posted = await postAndWait(turn, job, this.identity, this.synchronous, deadline);
         if (settleIfDecided(this.queue, job, posted)) return false;
-        if (posted.kind === 'in-doubt') {
-          // This writer serves the mailbox (which settles the doubt), then collects its own answer.
-          this.inDoubt = { job, ticket: posted.ticket };
-          this.servingMailbox = true;
-          return true;
-        }
         this.queue.putBack([job]);
         // The turn is this writer's now; or the holder seems hung: one attempt without it.
         if (posted.kind === 'turn') return true;
@@ -361,10 +332,9 @@ export class SqliteWriter {
     const patience = turnWait.next();
     const wait = Math.min(patience, Math.max(0, deadline - Date.now()));
     if (await turn.acquire(wait)) return true;
-    this.queue.expireOverdue(Date.now());
-    // Out of patience (the holder may hang): one attempt at SQLite's lock without the turn, unless
-    // the machine is short of CPUs, when the holder is most likely waiting for one (see overload.ts).
-    if (wait >= patience && !machineOverloaded()) turnWait.bypass = true;
+    this.queue.expireOverdue(Date.now(), waitedForTurn);
+    // Out of patience (the holder may hang): one attempt at SQLite's lock without the turn.
+    if (wait >= patience) turnWait.bypass = true;
     return false;
   }
 
@@ -389,40 +359,58 @@ export class SqliteWriter {
   }
 
   /**
-   * The holder's share of the mailbox: every job posted for this file, except those of
-   * followers with another `synchronous` (handed back; they commit them themselves when they
-   * get the turn). A job a dead holder answered before its commit is answered again as it
-   * was if its rows are in the file, or written again if they are not.
+   * The holder's share of the mailbox: every job posted for this file, except those of followers
+   * with another `synchronous` (handed back; they commit them themselves when they get the turn).
+   * A damaged entry is answered with an error. Whether a job was stored already (by a holder that
+   * died before answering) is for its receipt to say, inside the transaction (see writeJob).
    */
   private takeMail(): MailJob[] {
-    const turn = this.turn;
-    this.handedBack = false;
     this.tookMail = false;
+    const turn = this.usableTurn();
     if (turn === undefined || !turn.held) return [];
     const mail: MailJob[] = [];
-    // Read once, and only when a dead holder left something in doubt.
-    let recordedToken: number | undefined | null = null;
-    const tokenInFile = () => {
-      if (recordedToken === null) recordedToken = this.tokens.read();
-      return recordedToken;
-    };
     for (const posted of turn.take()) {
       let job: MailJob;
       try {
-        job = decodePosting(posted.ticket, posted.payload, posted.answerBeforeCommit);
-      } catch {
-        turn.answer(posted.ticket, encodeAnswer(new DatabaseError('UNKNOWN', 'unreadable mailbox entry')), true);
+        job = decodePosting(posted.ticket, posted.payload);
+      } catch (error) {
+        turn.answer(posted.ticket, encodeAnswer(toDatabaseError(error)), true);
         continue;
       }
       if (job.synchronous !== this.synchronous) {
         turn.untake(job.ticket);
-        this.handedBack = true;
-      } else if (job.answerBeforeCommit !== null && wasCommitted(tokenInFile(), job)) {
-        turn.answer(job.ticket, job.answerBeforeCommit, true);
       } else mail.push(job);
     }
     this.tookMail = mail.length > 0;
     return mail;
+  }
+
+  /**
+   * The turn, if it can still be used. A broken one (its file truncated or damaged under the
+   * mapping) is dropped: this writer waits on timers from now on. A stale one (deleted or replaced
+   * at its path) is served once more by a holder, then replaced by the turn now at the path, so
+   * that every writer of the file meets in one mailbox again.
+   */
+  private usableTurn(): WriteTurn | undefined {
+    const turn = this.turn;
+    if (turn === undefined) return undefined;
+    const state = turn.state();
+    if (state === 'usable') return turn;
+    if (state === 'broken') {
+      turn.close();
+      this.turn = undefined;
+      return undefined;
+    }
+    this.replaceTurn = true;
+    return turn;
+  }
+
+  /** After a transaction on a stale turn: the turn now at the path takes its place. */
+  private replaceStaleTurn(): void {
+    if (!this.replaceTurn || this.turn?.held) return;
+    this.replaceTurn = false;
+    this.turn?.close();
+    this.turn = openTurn(this.path);
   }
 
   /** Nothing was committed: every follower's final answer is `failure`, then they are woken. */
@@ -434,7 +422,11 @@ export class SqliteWriter {
     turn.announce();
   }
 
-  /** Runs inside BEGIN IMMEDIATE; commits, or rolls back and reports. Synchronous from start to end. */
+  /**
+   * Runs inside BEGIN IMMEDIATE; commits, or rolls back and reports. Synchronous from start to
+   * end. The followers' answers are written after the commit, then made final all at once: a
+   * holder that dies before leaves their jobs taken, and the next holder's receipts tell.
+   */
   private commitBatch(batch: Job[], mail: MailJob[], inline: boolean, trace?: PhaseTrace): void {
     let outcomes: JobOutcome[];
     // Mail is only taken while holding the turn: wherever there is mail, there is a turn.
@@ -449,16 +441,6 @@ export class SqliteWriter {
     const all = mailJobs.length === 0 ? batch : [...batch, ...mailJobs];
     try {
       outcomes = all.length === 1 ? this.writeAlone(all[0] as Job) : this.writeBatch(all);
-      if (mail.length > 0) {
-        // Before the commit: if this process dies now, the next holder reads these, and the token
-        // recorded with the rows, to tell what was stored.
-        const token = this.tokens.record();
-        let k = batch.length;
-        for (const entry of mail) {
-          const outcome = misplaced.get(entry) ?? (outcomes[k++] as JobOutcome);
-          turn.answer(entry.ticket, encodeAnswer(outcome, token), false);
-        }
-      }
       if (this.sqlite.inTransaction) this.sqlite.exec('COMMIT');
       trace?.mark('lock-held');
     } catch (error) {
@@ -478,10 +460,12 @@ export class SqliteWriter {
     this.inlineRetryAt = 0;
     this.queue.settle(batch, outcomes.slice(0, batch.length), inline);
     if (mail.length > 0) {
-      // The answers written before the commit are final now, as they are (the token in them is
-      // harmless): every one, before the first follower is woken. Encoded again and written one
-      // by one, 500 took the holder 1.3 to 1.9 ms of CPU, against 0.3 to 0.4 ms (BENCHMARKS.md,
-      // "The answers, made final at once").
+      let k = batch.length;
+      for (const entry of mail) {
+        const outcome = misplaced.get(entry) ?? (outcomes[k++] as JobOutcome);
+        turn.answer(entry.ticket, encodeAnswer(outcome), false);
+      }
+      // Every answer is written before the first follower is woken.
       turn.finish(mail.map((entry) => entry.ticket));
     }
     this.checkpointer.afterCommit();
@@ -534,10 +518,28 @@ export class SqliteWriter {
     }
   }
 
-  private writeJob(job: Job): Metric | Metric[] {
-    if (!Array.isArray(job.rows)) return this.writeRow(job.rows);
-    const stored: Metric[] = new Array(job.size);
-    for (let i = 0; i < job.size; i++) stored[i] = this.writeRow(job.rows[i] as ValidRow);
+  /**
+   * Writes one job's rows. A job that went through the mailbox carries a receipt: if a transaction
+   * stored it already (a holder that died before answering, two holders of one file), it is
+   * answered from that receipt instead; otherwise its receipt is recorded with its rows, in this
+   * transaction. So a posted job is stored exactly once, whoever holds it and whatever the turn
+   * file says (docs/decisions/0018-mailbox-receipts.md).
+   */
+  private writeJob(job: Job): JobOutcome {
+    const receipt = job.receipt;
+    if (receipt !== undefined) {
+      const found = this.receipts.find(receipt, Date.now());
+      if (found instanceof DatabaseError) return found;
+      if (found !== undefined) return storedFrom(job, found);
+    }
+    let stored: Metric | Metric[];
+    if (!Array.isArray(job.rows)) stored = this.writeRow(job.rows);
+    else {
+      stored = new Array(job.size);
+      for (let i = 0; i < job.size; i++) stored[i] = this.writeRow(job.rows[i] as ValidRow);
+    }
+    if (receipt !== undefined)
+      this.receipts.record(receipt, (Array.isArray(stored) ? stored[0] : stored)?.id ?? 0, Date.now());
     return stored;
   }
 
@@ -550,6 +552,12 @@ export class SqliteWriter {
     }
     return storedMetric(row, Number(lastInsertRowid));
   }
+}
+
+/** A job's rows as a transaction stored them, from the first one's id (consecutive: one statement after the other). */
+function storedFrom(job: Job, firstId: number): Metric | Metric[] {
+  if (!Array.isArray(job.rows)) return storedMetric(job.rows, firstId);
+  return job.rows.map((row, k) => storedMetric(row, firstId + k));
 }
 
 /** A row's INSERT failed: carries the row, so the error can name its eventId. */
