@@ -22,6 +22,7 @@ export {
   logLevels,
   type RunningService,
   type ServiceOptions,
+  type ShutdownReport,
   type StartOptions,
   serviceDefaults,
   startService,

@@ -328,11 +328,22 @@ export interface RunningService {
   app: FastifyInstance;
   url: string;
   port: number;
-  /** The connections open now; `cutOff()` closes them all (the end of a shutdown's grace period). */
+  /** The connections open now. */
   connections: ConnectionGuard;
-  /** The grace period `closeOnSignals` gives a shutdown. */
+  /** How long `close()` waits for requests in flight and slow clients before it cuts their connections off. */
   shutdownGraceMs: number;
-  close(): Promise<void>;
+  /**
+   * Stops accepting, answers every request already received (201 once stored, or a JSON 503),
+   * closes idle keep-alive connections, cuts off those still open after `shutdownGraceMs`,
+   * then commits what the store accepted and closes it. Idempotent.
+   */
+  close(): Promise<ShutdownReport>;
+}
+
+export interface ShutdownReport {
+  /** Connections still open when the grace period ended, closed without an answer (slow clients). */
+  cutOff: number;
+  ms: number;
 }
 
 /**
@@ -366,14 +377,26 @@ export async function startService(options: StartOptions = {}): Promise<RunningS
   }
   const address = app.server.address() as AddressInfo;
   const hostInUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  return {
-    app,
-    url: `http://${hostInUrl}:${address.port}`,
-    port: address.port,
-    connections: connectionGuards.get(app) as ConnectionGuard,
-    shutdownGraceMs,
-    close: () => app.close(),
+  const connections = connectionGuards.get(app) as ConnectionGuard;
+  let closing: Promise<ShutdownReport> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      const started = performance.now();
+      let cutOff = 0;
+      // Node stops checking its headers and request timeouts once the server closes: the grace period takes over.
+      const grace = setTimeout(() => {
+        cutOff = connections.cutOff();
+      }, shutdownGraceMs);
+      try {
+        await app.close();
+      } finally {
+        clearTimeout(grace);
+      }
+      return { cutOff, ms: Math.round(performance.now() - started) };
+    })();
+    return closing;
   };
+  return { app, url: `http://${hostInUrl}:${address.port}`, port: address.port, connections, shutdownGraceMs, close };
 }
 
 function toMetricInput(metric: MetricBody, prefix: string) {

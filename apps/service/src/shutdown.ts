@@ -1,9 +1,7 @@
 import type { RunningService } from './service.ts';
 
 export interface ShutdownOptions {
-  /** How long to wait for requests and slow clients before cutting them off. Default: the service's `shutdownGraceMs` (8000). */
-  graceMs?: number;
-  /** After the grace period, how long closing the database may still take before the process exits 1. Default 2000 ms. */
+  /** After the service's grace period, how long closing the database may still take before the process exits 1. Default 2000 ms. */
   closeMarginMs?: number;
   /** How to end the process (tests pass their own). */
   exit?: (code: number) => void;
@@ -13,20 +11,17 @@ export interface ShutdownOptions {
 const repeatWindowMs = 1000;
 
 /**
- * On SIGTERM or SIGINT: stop accepting connections, answer every request
- * already received (201 once stored, or a JSON 503), close idle keep-alive
- * connections, close the database, exit 0. Connections still open after
- * `graceMs` (a slow client) are cut off, and the last log line says how many;
- * exits 1 when the database then does not close within `closeMarginMs`,
- * when closing fails, or at once on a second signal (rows not yet committed
- * then get no 201: nothing acknowledged is lost).
+ * On SIGTERM or SIGINT: `service.close()` (stop accepting, answer every
+ * request already received, close idle keep-alive connections, cut off the
+ * connections still open after the grace period, close the database), then
+ * exit 0; the last log line says how many slow connections were cut off.
+ * Exits 1 when the database is not closed `closeMarginMs` after the grace
+ * period, when closing fails, or at once on a second signal (rows not yet
+ * committed then get no 201: nothing acknowledged is lost).
  */
 export function closeOnSignals(service: RunningService, options: ShutdownOptions = {}): void {
-  const {
-    graceMs = service.shutdownGraceMs,
-    closeMarginMs = 2000,
-    exit = (code: number) => process.exit(code),
-  } = options;
+  const { closeMarginMs = 2000, exit = (code: number) => process.exit(code) } = options;
+  const graceMs = service.shutdownGraceMs;
   const log = service.app.log;
   let started: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
@@ -37,26 +32,17 @@ export function closeOnSignals(service: RunningService, options: ShutdownOptions
       return;
     }
     started = performance.now();
-    const since = started;
     log.info(
       { signal, graceMs, connections: service.connections.size },
       'shutting down: answering requests already received, then closing the database',
     );
-    let cutOff = 0;
-    let hardDeadline: NodeJS.Timeout | undefined;
-    const grace = setTimeout(() => {
-      cutOff = service.connections.cutOff();
-      log.warn({ graceMs, connections: cutOff }, 'grace period over: cutting off the connections still open');
-      hardDeadline = setTimeout(() => {
-        log.error({ graceMs, closeMarginMs }, 'shutdown took too long: the database did not close; exiting');
-        exit(1);
-      }, closeMarginMs);
-    }, graceMs);
+    const deadline = setTimeout(() => {
+      log.error({ graceMs, closeMarginMs }, 'shutdown took too long: the database did not close in time; exiting');
+      exit(1);
+    }, graceMs + closeMarginMs);
     service.close().then(
-      () => {
-        clearTimeout(grace);
-        clearTimeout(hardDeadline);
-        const ms = Math.round(performance.now() - since);
+      ({ cutOff, ms }) => {
+        clearTimeout(deadline);
         if (cutOff > 0) {
           log.warn(
             { ms, cutOff, graceMs },
@@ -66,8 +52,7 @@ export function closeOnSignals(service: RunningService, options: ShutdownOptions
         exit(0);
       },
       (error: unknown) => {
-        clearTimeout(grace);
-        clearTimeout(hardDeadline);
+        clearTimeout(deadline);
         log.error({ err: error }, 'shutdown failed');
         exit(1);
       },

@@ -248,3 +248,25 @@ function parseLogLine(line: string): Record<string, unknown> {
     return { notJson: line };
   }
 }
+
+/** One sample of the service's Prometheus text (`name{labels}` exactly as written), or undefined. */
+export async function scrape(
+  url: string,
+  sample: string,
+  headers: Record<string, string> = {},
+): Promise<number | undefined> {
+  const text = await (await fetch(`${url}/prometheus`, { headers })).text();
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
+  }
+  return undefined;
+}
+
+/** Polls `check` every 25 ms until it returns true, or throws after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000) {
+  const started = performance.now();
+  while (!(await check())) {
+    if (performance.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
+  }
+}
