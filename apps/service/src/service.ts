@@ -103,7 +103,15 @@ export const exposedDefaults = {
 
 type Settings = Omit<typeof serviceDefaults, 'port' | 'host' | 'shutdownGraceMs'>;
 
-const connectionGuards = new WeakMap<FastifyInstance, ConnectionGuard>();
+/** How long a closing service still accepts connections (answering their requests 503), so that none is reset. */
+const acceptDrainMs = 50;
+/** How often a closing service closes its idle connections. */
+const idleSweepMs = 100;
+/** A connection that sent nothing for this long since it was accepted holds no request: a closing service closes it. */
+const silentConnectionMs = 1000;
+
+/** What startService needs of the app buildService made: its connections, and how to start refusing requests. */
+const internals = new WeakMap<FastifyInstance, { connections: ConnectionGuard; refuseRequests(): void }>();
 
 /**
  * Builds the service (not listening yet) and opens its store: one repository
@@ -193,8 +201,15 @@ async function assemble(rawStore: MetricsStore, settings: Settings): Promise<Fas
     frameworkErrors: (error, _request, reply) => sendError(reply, toHttpError(error)),
   });
   app.server.maxConnections = settings.maxConnections;
-  const guard = new ConnectionGuard(app.server, settings.maxConnectionsPerClient, (reason) => metrics.dropped(reason));
-  connectionGuards.set(app, guard);
+  const connections = new ConnectionGuard(app.server, settings.maxConnectionsPerClient, (reason) =>
+    metrics.dropped(reason),
+  );
+  internals.set(app, {
+    connections,
+    refuseRequests: () => {
+      closing = true;
+    },
+  });
 
   function sendError(reply: FastifyReply, mapped: HttpError) {
     metrics.rejected.inc({ code: mapped.body.error });
@@ -377,11 +392,21 @@ export async function startService(options: StartOptions = {}): Promise<RunningS
   }
   const address = app.server.address() as AddressInfo;
   const hostInUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const connections = connectionGuards.get(app) as ConnectionGuard;
+  const { connections, refuseRequests } = internals.get(app) as NonNullable<ReturnType<typeof internals.get>>;
   let closing: Promise<ShutdownReport> | undefined;
   const close = () => {
     closing ??= (async () => {
       const started = performance.now();
+      // Connections the kernel already accepted but Node has not would be reset when the listening
+      // socket closes: let the loop take them in for a moment more (their requests get a JSON 503).
+      refuseRequests();
+      await new Promise<void>((resolve) => setTimeout(resolve, acceptDrainMs));
+      // server.close() would destroy at once every connection without a request in progress, those
+      // just accepted whose request is still on its way included (the client would see a reset):
+      // close idle connections by the guard's rules instead, until the end.
+      const server = app.server;
+      server.closeIdleConnections = () => {};
+      const sweep = setInterval(() => connections.closeIdle(silentConnectionMs), idleSweepMs);
       let cutOff = 0;
       // Node stops checking its headers and request timeouts once the server closes: the grace period takes over.
       const grace = setTimeout(() => {
@@ -391,6 +416,7 @@ export async function startService(options: StartOptions = {}): Promise<RunningS
         await app.close();
       } finally {
         clearTimeout(grace);
+        clearInterval(sweep);
       }
       return { cutOff, ms: Math.round(performance.now() - started) };
     })();
