@@ -5,6 +5,18 @@
  * no file path and no SQL: those go to the log only.
  */
 
+/** A setting the service cannot use (an environment variable, an option): the CLI prints the message and exits with code 2. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  /** `variable`: the environment variable (or option) at fault; `reason` completes the sentence after its name. */
+  constructor(
+    readonly variable: string,
+    reason: string,
+  ) {
+    super(`${variable} ${reason}`);
+  }
+}
+
 /** The JSON body of every error response. */
 export interface ErrorBody {
   /** A stable code to switch on: the repository's (`INVALID_METRIC`...) or the service's own (`MALFORMED_JSON`...). */
@@ -19,12 +31,73 @@ export interface HttpError {
   body: ErrorBody;
   /** Seconds, for a `Retry-After` header (503s). */
   retryAfterSeconds?: number;
+  /** Other response headers the error asks for (`WWW-Authenticate`). */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** Where a request's input was refused: its body (metrics) or its query string (count filter). */
 export type InputPart = 'body' | 'querystring';
 
 const retryAfterSeconds = 1;
+
+/**
+ * A refusal decided by the service itself (not the repository, not Fastify):
+ * a stable `code`, its HTTP status, and what to tell the client. Thrown from
+ * hooks; the error handler sends it as `{ error: code, message, field }`.
+ */
+export class ServiceError extends Error {
+  override readonly name = 'ServiceError';
+  constructor(
+    readonly code: string,
+    readonly statusCode: number,
+    message: string,
+    /** Extra response headers (`WWW-Authenticate`, `Retry-After`). */
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+  }
+}
+
+/** 401: no `Authorization: Bearer` header, or not the token. RFC 6750's challenge says which. */
+export class UnauthorizedError extends ServiceError {
+  constructor(reason: 'missing' | 'invalid') {
+    super(
+      'UNAUTHORIZED',
+      401,
+      reason === 'missing'
+        ? 'this route needs an Authorization: Bearer <token> header'
+        : 'the bearer token is not the service token',
+      {
+        'www-authenticate':
+          reason === 'missing' ? 'Bearer realm="metrics"' : 'Bearer realm="metrics", error="invalid_token"',
+      },
+    );
+  }
+}
+
+/** 429: this client sent more requests than the rate limit allows in the window. */
+export class RateLimitedError extends ServiceError {
+  constructor(retryAfter: number) {
+    super('RATE_LIMITED', 429, `too many requests from this client; retry after ${retryAfter} s`, {
+      'retry-after': String(retryAfter),
+    });
+  }
+}
+
+/** 503 for a request that arrived once the shutdown had begun: nothing of it was stored. */
+export class ShuttingDownError extends ServiceError {
+  constructor() {
+    super(
+      'SHUTTING_DOWN',
+      503,
+      `the service is shutting down; nothing of this request was stored; retry after ${retryAfterSeconds} s`,
+      {
+        'retry-after': String(retryAfterSeconds),
+        connection: 'close',
+      },
+    );
+  }
+}
 
 /** One of Ajv's validation errors, as Fastify attaches them to the error (`error.validation`). */
 interface SchemaViolation {
@@ -35,6 +108,9 @@ interface SchemaViolation {
 
 /** The response for `error`. `bodyIsArray` says whether a POSTed body was a batch (field names `rows[3].value`). */
 export function toHttpError(error: unknown, bodyIsArray = false): HttpError {
+  if (error instanceof ServiceError) {
+    return { ...respond(error.statusCode, error.code, error.message, null), headers: error.headers };
+  }
   const fields = (typeof error === 'object' && error !== null ? error : {}) as Record<string, unknown>;
   const validation = fields.validation as SchemaViolation[] | undefined;
   if (Array.isArray(validation) && validation.length > 0) {
@@ -83,6 +159,21 @@ function respond(statusCode: number, error: string, message: string, field: stri
 
 function unavailable(code: string, message: string): HttpError {
   return { ...respond(503, code, `${message}; retry after ${retryAfterSeconds} s`, null), retryAfterSeconds };
+}
+
+/**
+ * What Node's HTTP parser refused before Fastify saw a request (the `clientError`
+ * event): headers that never finished in time, headers too large, bytes that are not HTTP.
+ */
+export function clientErrorResponse(error: { code?: string }): HttpError {
+  switch (error.code) {
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return respond(408, 'REQUEST_TIMEOUT', 'the request was not received in time', null);
+    case 'HPE_HEADER_OVERFLOW':
+      return respond(431, 'HEADERS_TOO_LARGE', 'the request headers are too large', null);
+    default:
+      return respond(400, 'BAD_REQUEST', 'the request is not valid HTTP/1.1', null);
+  }
 }
 
 /** A request refused by the JSON schema: the field it is about, in the repository's notation. */

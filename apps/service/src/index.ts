@@ -1,13 +1,28 @@
-export { ConfigError, startOptionsFromEnv } from './config.ts';
-export { type ErrorBody, type HttpError, toHttpError } from './errors.ts';
+export { bearerChecker, isLoopback, minTokenLength, tokenProblem } from './auth.ts';
+export { startOptionsFromEnv } from './config.ts';
+export { ConnectionGuard, type DropReason } from './connections.ts';
+export {
+  ConfigError,
+  clientErrorResponse,
+  type ErrorBody,
+  type HttpError,
+  RateLimitedError,
+  ServiceError,
+  ShuttingDownError,
+  toHttpError,
+  UnauthorizedError,
+} from './errors.ts';
 export type { EventLoopStall } from './event-loop.ts';
+export { metricPrefix, ServiceMetrics } from './prometheus.ts';
 export { maxRowsPerRequest } from './schemas.ts';
 export {
   buildService,
+  exposedDefaults,
   type LogLevel,
   logLevels,
   type RunningService,
   type ServiceOptions,
+  type ShutdownReport,
   type StartOptions,
   serviceDefaults,
   startService,

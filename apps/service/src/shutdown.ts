@@ -1,41 +1,54 @@
 import type { RunningService } from './service.ts';
 
 export interface ShutdownOptions {
-  /** Everything must be closed by then, or the process exits with code 1. Default 10 000 ms. */
-  timeoutMs?: number;
+  /** After the service's grace period, how long closing the database may still take before the process exits 1. Default 2000 ms. */
+  closeMarginMs?: number;
   /** How to end the process (tests pass their own). */
   exit?: (code: number) => void;
 }
 
+/** Signals this soon after the first are the same stop passed on again (Ctrl-C reaches `pnpm` and the service both). */
+const repeatWindowMs = 1000;
+
 /**
- * On SIGTERM or SIGINT: stop accepting connections, answer the requests in
- * flight, commit every row they were promised, close the database, exit 0.
- * Exits 1 when closing fails or takes longer than `timeoutMs`, and at once on
- * a second signal (rows not yet committed then get no 201: nothing
- * acknowledged is lost).
+ * On SIGTERM or SIGINT: `service.close()` (stop accepting, answer every
+ * request already received, close idle keep-alive connections, cut off the
+ * connections still open after the grace period, close the database), then
+ * exit 0; the last log line says how many slow connections were cut off.
+ * Exits 1 when the database is not closed `closeMarginMs` after the grace
+ * period, when closing fails, or at once on a second signal (rows not yet
+ * committed then get no 201: nothing acknowledged is lost).
  */
 export function closeOnSignals(service: RunningService, options: ShutdownOptions = {}): void {
-  const { timeoutMs = 10_000, exit = (code: number) => process.exit(code) } = options;
+  const { closeMarginMs = 2000, exit = (code: number) => process.exit(code) } = options;
+  const graceMs = service.shutdownGraceMs;
   const log = service.app.log;
-  let closing = false;
+  let started: number | undefined;
   const onSignal = (signal: NodeJS.Signals) => {
-    if (closing) {
+    if (started !== undefined) {
+      if (performance.now() - started < repeatWindowMs) return;
       log.error({ signal }, 'second signal during shutdown: exiting now');
       exit(1);
       return;
     }
-    closing = true;
-    const started = performance.now();
-    log.info({ signal }, 'shutting down: answering requests in flight, then closing the database');
-    // Leave a margin for the exit itself inside the supervisor's budget.
+    started = performance.now();
+    log.info(
+      { signal, graceMs, connections: service.connections.size },
+      'shutting down: answering requests already received, then closing the database',
+    );
     const deadline = setTimeout(() => {
-      log.error({ timeoutMs }, 'shutdown took too long: exiting');
+      log.error({ graceMs, closeMarginMs }, 'shutdown took too long: the database did not close in time; exiting');
       exit(1);
-    }, timeoutMs - 250);
+    }, graceMs + closeMarginMs);
     service.close().then(
-      () => {
+      ({ cutOff, ms }) => {
         clearTimeout(deadline);
-        log.info({ ms: Math.round(performance.now() - started) }, 'shut down cleanly');
+        if (cutOff > 0) {
+          log.warn(
+            { ms, cutOff, graceMs },
+            `shut down: cut off ${cutOff} connection(s) still open after the ${graceMs} ms grace period`,
+          );
+        } else log.info({ ms }, 'shut down cleanly');
         exit(0);
       },
       (error: unknown) => {

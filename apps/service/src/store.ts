@@ -15,6 +15,8 @@ export interface MetricsStore {
   count(filter?: CountFilter): Promise<number>;
   /** Commits everything already accepted, then closes. */
   close(): Promise<void>;
+  /** Rows accepted and not yet committed (the repository has it; a store without it reads as 0). */
+  readonly pendingRows?: number;
 }
 
 /** Where the metrics go: a SQLite file, or a PostgreSQL database. A new backend is one more variant and one more branch below. */

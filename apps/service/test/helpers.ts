@@ -1,8 +1,16 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 
-export const cliPath = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
+/** The repository's root: where the README's supervisor command is typed. */
+export const repositoryRoot = fileURLToPath(new URL('../../..', import.meta.url));
+/** The README's supervisor command, run from the repository root: `node apps/service/bin/service.mjs`. */
+export const supervisorCommand = ['apps/service/bin/service.mjs'];
+
+/** A token the tests configure. */
+export const testToken = 'test-token-0123456789abcdef';
+export const bearer = (token = testToken) => ({ authorization: `Bearer ${token}` });
 
 export interface JsonResponse {
   status: number;
@@ -17,12 +25,106 @@ export async function request(url: string, init: RequestInit = {}): Promise<Json
   return { status: response.status, headers: response.headers, body: text === '' ? undefined : JSON.parse(text) };
 }
 
-export const postJson = (url: string, body: unknown) =>
+export const postJson = (url: string, body: unknown, headers: Record<string, string> = {}) =>
   request(`${url}/metrics`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json' },
+    headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
+
+/** What a raw TCP client got back: the bytes, and whether the server closed (or reset) the connection. */
+export interface RawExchange {
+  text: string;
+  status: number | undefined;
+  body: unknown;
+  closedAfterMs: number;
+  error: string | undefined;
+}
+
+/**
+ * Sends `payload` as is over a fresh TCP connection (HTTP the fetch API cannot
+ * send: oversized headers, garbage, a request that never finishes) and resolves
+ * when the server closes the connection.
+ */
+export function rawExchange(
+  url: string,
+  payload: string,
+  options: { localAddress?: string } = {},
+): Promise<RawExchange> {
+  const { hostname, port } = new URL(url);
+  const started = performance.now();
+  return new Promise((resolve) => {
+    const socket = connect({ host: hostname, port: Number(port), localAddress: options.localAddress }, () =>
+      socket.write(payload),
+    );
+    let text = '';
+    let error: string | undefined;
+    socket.on('data', (chunk) => {
+      text += chunk.toString();
+    });
+    socket.on('error', (failure: NodeJS.ErrnoException) => {
+      error = failure.code ?? failure.message;
+    });
+    socket.on('close', () => {
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      const status = /^HTTP\/1\.1 (\d{3})/.exec(head)?.[1];
+      resolve({
+        text,
+        status: status === undefined ? undefined : Number(status),
+        body: body === '' ? undefined : JSON.parse(body),
+        closedAfterMs: performance.now() - started,
+        error,
+      });
+    });
+  });
+}
+
+/**
+ * `count` connections that send the start of a request and never finish its
+ * headers (slowloris). Resolves once each is connected; `closed()` says how
+ * many the server has closed since; `destroy()` ends those still open.
+ */
+export async function openSlowConnections(
+  url: string,
+  count: number,
+  options: { localAddress?: string } = {},
+): Promise<{ sockets: Socket[]; closed(): number; destroy(): void }> {
+  const { hostname, port } = new URL(url);
+  let closed = 0;
+  const sockets = await Promise.all(
+    Array.from(
+      { length: count },
+      () =>
+        new Promise<Socket>((resolve) => {
+          const socket = connect({ host: hostname, port: Number(port), localAddress: options.localAddress });
+          socket.on('error', () => {});
+          socket.once('close', () => {
+            closed += 1;
+          });
+          socket.once('connect', () => {
+            socket.write('POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Type: applic');
+            resolve(socket);
+          });
+          // A connection the server refuses at once still counts as connected for the caller.
+          socket.once('close', () => resolve(socket));
+        }),
+    ),
+  );
+  return {
+    sockets,
+    closed: () => closed,
+    destroy() {
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
+
+/** How long `call` takes, in ms, with its result. */
+export async function timed<T>(call: () => Promise<T>): Promise<{ ms: number; result: T }> {
+  const started = performance.now();
+  const result = await call();
+  return { ms: performance.now() - started, result };
+}
 
 /**
  * Rows in the file, counted by a read-only connection of its own. Only once the
@@ -71,18 +173,33 @@ export interface CliProcess {
   /** Every log line so far, parsed. */
   logs: Record<string, unknown>[];
   stderr: () => string;
+  /** Everything written to stdout so far, as is. */
+  stdout: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; afterMs: number }>;
 }
 
-export function startCli(env: Record<string, string>, readyTimeoutMs = 20_000): Promise<CliProcess> {
-  // DATABASE_URL (set when CI runs against a PostgreSQL server) would take precedence over METRICS_DB.
-  const { DATABASE_URL: _chosenByTheTest, ...inherited } = process.env;
-  const child = spawn(process.execPath, ['--import', 'tsx', cliPath], {
+/**
+ * The service in its own process, started the way the README tells operators
+ * to: `node apps/service/bin/service.mjs` from the repository root, or
+ * `pnpm service` (`command: 'pnpm'`).
+ */
+export function startCli(
+  env: Record<string, string>,
+  readyTimeoutMs = 20_000,
+  command: 'node' | 'pnpm' = 'node',
+): Promise<CliProcess> {
+  // DATABASE_URL (set when CI runs against a PostgreSQL server) would take precedence over METRICS_DB;
+  // a token of the environment the tests run in is not the tests' business.
+  const { DATABASE_URL: _url, METRICS_TOKEN: _token, METRICS_TOKEN_FILE: _file, ...inherited } = process.env;
+  const [file, args] = command === 'node' ? [process.execPath, supervisorCommand] : ['pnpm', ['service']];
+  const child = spawn(file, args, {
+    cwd: repositoryRoot,
     env: { ...inherited, PORT: '0', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: Record<string, unknown>[] = [];
   let stderr = '';
+  let stdout = '';
   let signalledAt = 0;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; afterMs: number }>((resolve) => {
     child.once('exit', (code, signal) =>
@@ -104,6 +221,7 @@ export function startCli(env: Record<string, string>, readyTimeoutMs = 20_000): 
     }, readyTimeoutMs);
     let pending = '';
     child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
       pending += chunk.toString();
       const lines = pending.split('\n');
       pending = lines.pop() ?? '';
@@ -112,7 +230,7 @@ export function startCli(env: Record<string, string>, readyTimeoutMs = 20_000): 
         logs.push(entry);
         if (entry.msg === 'ready') {
           clearTimeout(timer);
-          resolve({ child, url: entry.url as string, logs, stderr: () => stderr, exited });
+          resolve({ child, url: entry.url as string, logs, stderr: () => stderr, stdout: () => stdout, exited });
         }
       }
     });
@@ -128,5 +246,27 @@ function parseLogLine(line: string): Record<string, unknown> {
     return JSON.parse(line) as Record<string, unknown>;
   } catch {
     return { notJson: line };
+  }
+}
+
+/** One sample of the service's Prometheus text (`name{labels}` exactly as written), or undefined. */
+export async function scrape(
+  url: string,
+  sample: string,
+  headers: Record<string, string> = {},
+): Promise<number | undefined> {
+  const text = await (await fetch(`${url}/prometheus`, { headers })).text();
+  for (const line of text.split('\n')) {
+    if (line.startsWith(`${sample} `)) return Number(line.slice(sample.length + 1));
+  }
+  return undefined;
+}
+
+/** Polls `check` every 25 ms until it returns true, or throws after `timeoutMs`. */
+export async function waitFor(what: string, check: () => Promise<boolean> | boolean, timeoutMs = 10_000) {
+  const started = performance.now();
+  while (!(await check())) {
+    if (performance.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await sleep(25);
   }
 }

@@ -2,7 +2,7 @@ import { rmSync } from 'node:fs';
 import { useTempDatabase } from '@repo/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RunningService, type StartOptions, startService } from '../src/index.ts';
-import { holdWriteLock, postJson, request, sleep, storedRows } from './helpers.ts';
+import { holdWriteLock, postJson, rawExchange, request, sleep, storedRows } from './helpers.ts';
 
 /** Error bodies: a stable code, a message, the field; never a stack, a path or SQL. */
 function expectCleanError(body: unknown, path: string) {
@@ -206,5 +206,21 @@ describe('the service over real HTTP', () => {
       status: 404,
       body: { error: 'NOT_FOUND', field: null },
     });
+  });
+
+  it('refuses at the HTTP level in the same shape: 431 for huge headers, 400 for bytes that are not HTTP', async () => {
+    const { url, path } = await start();
+    const huge = await rawExchange(url, `GET /healthz HTTP/1.1\r\nHost: x\r\nX-Pad: ${'x'.repeat(20_000)}\r\n\r\n`);
+    expect(huge).toMatchObject({ status: 431, body: { error: 'HEADERS_TOO_LARGE', field: null } });
+    expectCleanError(huge.body, path);
+    const garbage = await rawExchange(url, 'NOT HTTP AT ALL\r\n\r\n');
+    expect(garbage).toMatchObject({ status: 400, body: { error: 'BAD_REQUEST', field: null } });
+    expectCleanError(garbage.body, path);
+    const badLength = await rawExchange(
+      url,
+      'POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: abc\r\n\r\n{}',
+    );
+    expect(badLength).toMatchObject({ status: 400, body: { error: 'BAD_REQUEST' } });
+    expect(await request(`${url}/healthz`)).toMatchObject({ status: 200 });
   });
 });

@@ -1,6 +1,23 @@
+import { connect } from 'node:net';
 import { useTempDatabase, useTempDir } from '@repo/testkit';
 import { describe, expect, it } from 'vitest';
-import { holdWriteLock, postJson, request, sleep, startCli, storedEventIds, storedRows } from './helpers.ts';
+import { startService } from '../src/index.ts';
+import {
+  bearer,
+  holdWriteLock,
+  openSlowConnections,
+  postJson,
+  type RawExchange,
+  rawExchange,
+  request,
+  scrape,
+  sleep,
+  startCli,
+  storedEventIds,
+  storedRows,
+  testToken,
+  waitFor,
+} from './helpers.ts';
 
 const clients = 8;
 
@@ -90,5 +107,109 @@ describe('the CLI (`pnpm service`) in its own process', () => {
     await expect(startCli({ LOG_LEVEL: 'loud' })).rejects.toThrow(/exited with code 2.*LOG_LEVEL/s);
     // A directory where the file should be.
     await expect(startCli({ METRICS_DB: tempDir() })).rejects.toThrow(/exited with code 1.*cannot start: NOT_A_FILE/s);
+  });
+
+  it('on SIGTERM with 300 requests in flight: 300 × 201, no connection reset, 300 rows stored, exit 0', async () => {
+    const path = tempDatabase();
+    const inFlight = 300;
+    const cli = await startCli({ METRICS_DB: path, METRICS_TOKEN: testToken });
+    // Every request waits inside the service for this lock: received, not yet answered.
+    const lock = holdWriteLock(path);
+    const outcomes = Array.from({ length: inFlight }, (_, i) =>
+      postJson(cli.url, { name: 'in-flight', value: i, eventId: `in-flight-${i}` }, bearer()).then(
+        (response) => ({ status: response.status, eventId: (response.body as { eventId?: string }).eventId }),
+        (error: Error & { cause?: { code?: string } }) => ({ status: 0, error: error.cause?.code ?? error.message }),
+      ),
+    );
+    await waitFor(
+      `${inFlight} rows queued`,
+      async () => (await scrape(cli.url, 'metrics_service_queued_rows', bearer())) === inFlight,
+    );
+    cli.child.kill('SIGTERM');
+    await sleep(300);
+    lock.release();
+    const results = await Promise.all(outcomes);
+    const exit = await cli.exited;
+
+    expect(results.filter((result) => result.status !== 201)).toEqual([]);
+    expect(exit).toMatchObject({ code: 0, signal: null });
+    const stored = storedEventIds(path);
+    expect(stored.size).toBe(inFlight);
+    expect(results.every((result) => 'eventId' in result && stored.has(result.eventId as string))).toBe(true);
+    expect(cli.logs.at(-1)).toMatchObject({ msg: 'shut down cleanly' });
+  });
+
+  it('cuts off a slow client after the grace period and says so; answers the rest: 201, or a JSON 503', async () => {
+    const path = tempDatabase();
+    const graceMs = 1500;
+    const cli = await startCli({ METRICS_DB: path, METRICS_TOKEN: testToken, SHUTDOWN_GRACE_MS: String(graceMs) });
+    const slow = await openSlowConnections(cli.url, 1);
+    // A request whose headers end only after the signal, on a connection opened before it.
+    const { hostname, port } = new URL(cli.url);
+    const late = connect(Number(port), hostname);
+    let lateText = '';
+    late.on('data', (chunk) => {
+      lateText += chunk.toString();
+    });
+    const lateClosed = new Promise<void>((resolve) => late.once('close', () => resolve()));
+    await new Promise((resolve) => late.once('connect', resolve));
+    late.write(`GET /metrics/count HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${testToken}\r\n`);
+
+    const lock = holdWriteLock(path);
+    const outcomes = Array.from({ length: 20 }, (_, i) =>
+      postJson(cli.url, { name: 'a', value: i }, bearer()).then(
+        (response) => response.status,
+        () => 0,
+      ),
+    );
+    await waitFor(
+      '20 rows queued',
+      async () => (await scrape(cli.url, 'metrics_service_queued_rows', bearer())) === 20,
+    );
+    cli.child.kill('SIGTERM');
+    // The same stop passed on again (as pnpm does with Ctrl-C) is not a second signal.
+    await sleep(50);
+    cli.child.kill('SIGINT');
+    await sleep(200);
+    late.write('\r\n');
+    await lateClosed;
+    lock.release();
+    const statuses = await Promise.all(outcomes);
+    const exit = await cli.exited;
+
+    expect(statuses).toEqual(Array(20).fill(201));
+    const [head = '', body = ''] = lateText.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 503 /);
+    expect(head.toLowerCase()).toContain('connection: close');
+    expect(head.toLowerCase()).toContain('retry-after: 1');
+    expect(JSON.parse(body)).toMatchObject({ error: 'SHUTTING_DOWN', field: null });
+    expect(slow.closed()).toBe(1);
+    expect(exit.code).toBe(0);
+    expect(exit.afterMs).toBeGreaterThanOrEqual(graceMs - 100);
+    expect(exit.afterMs).toBeLessThan(graceMs + 5000);
+    expect(cli.logs.at(-1)).toMatchObject({ level: 40, cutOff: 1, graceMs });
+    expect(String(cli.logs.at(-1)?.msg)).toMatch(/cut off 1 connection/);
+    expect(storedRows(path)).toBe(20);
+  });
+
+  it('`pnpm service` passes SIGTERM on and leaves no process behind: the port is free again', async () => {
+    const path = tempDatabase();
+    const cli = await startCli({ METRICS_DB: path }, 60_000, 'pnpm');
+    expect(await postJson(cli.url, { name: 'a', value: 1 })).toMatchObject({ status: 201 });
+    const ready = cli.logs.find((entry) => entry.msg === 'ready') as { pid: number };
+    expect(ready.pid).not.toBe(cli.child.pid);
+    cli.child.kill('SIGTERM');
+    expect(await cli.exited).toMatchObject({ code: 0 });
+    expect(() => process.kill(ready.pid, 0)).toThrow(/ESRCH/);
+    const refused: RawExchange = await rawExchange(cli.url, 'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    expect(refused.error).toBe('ECONNREFUSED');
+    // The next start gets the port.
+    const next = await startService({
+      storage: { kind: 'sqlite', path },
+      port: Number(new URL(cli.url).port),
+      logLevel: 'silent',
+    });
+    await next.close();
+    expect(storedRows(path)).toBe(1);
   });
 });

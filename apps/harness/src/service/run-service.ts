@@ -154,7 +154,7 @@ export async function runServiceTarget(
       const backgroundDone = background.run({ timeoutMs: settings.durationMs + settings.lockHoldMs + 60_000 });
       let post: Awaited<ReturnType<typeof drivePosts>>;
       try {
-        post = await drivePosts(service.url, tag, settings);
+        post = await drivePosts(service.url, service.authorization, tag, settings);
       } catch (error) {
         // Ends run() too: its outcomes are of no use now.
         for (let index = 0; index < background.count; index++) background.kill(index);
@@ -211,7 +211,7 @@ export async function runServiceTarget(
 }
 
 /** autocannon (as a library) POSTing one metric per request, bounded in time and in requests. */
-function drivePosts(url: string, rowName: string, settings: ServiceScenarioSettings) {
+function drivePosts(url: string, authorization: string, rowName: string, settings: ServiceScenarioSettings) {
   const latenciesMs: number[] = [];
   const ackedEventIds: string[] = [];
   const statuses: Record<string, number> = {};
@@ -226,7 +226,7 @@ function drivePosts(url: string, rowName: string, settings: ServiceScenarioSetti
           {
             method: 'POST',
             path: '/metrics',
-            headers: { 'content-type': 'application/json' },
+            headers: { 'content-type': 'application/json', authorization },
             body: JSON.stringify({ name: rowName, value: 1, labels: { source: 'autocannon' }, eventId: '[<id>]' }),
             onResponse: (status, body) => {
               if (status === 201) ackedEventIds.push((JSON.parse(body) as { eventId: string }).eventId);

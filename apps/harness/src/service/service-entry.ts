@@ -14,6 +14,7 @@ const service = await startService({
   logLevel: 'silent',
   debugRoutes: true,
   storage: { kind: 'sqlite', path: input.path },
+  token: input.token,
   ...(input.target === 'raw' ? { store: openRawStore(input.path, input.busyTimeoutMs) } : {}),
 });
 closeOnSignals(service);

@@ -1,4 +1,5 @@
 import { type ChildProcess, fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import type { EventLoopStall } from '@repo/service';
 
@@ -9,6 +10,8 @@ export interface ServiceProcessInput {
   path: string;
   /** The raw store's SQLite busy timeout. */
   busyTimeoutMs: number;
+  /** The bearer token the service requires (every route but /healthz), as deployed. */
+  token: string;
 }
 
 export type ServiceProcessMessage = { type: 'listening'; url: string };
@@ -18,6 +21,8 @@ const harnessDirectory = fileURLToPath(new URL('../..', import.meta.url));
 
 export interface ServiceProcess {
   url: string;
+  /** `Authorization` header with the service's token. */
+  authorization: string;
   /** The service's own measure of its event loop since the last reset; `reset` starts a new window. */
   eventLoop(reset?: boolean): Promise<EventLoopStall>;
   /** SIGTERM, then waits for the exit: its code and how long the shutdown took. */
@@ -27,7 +32,12 @@ export interface ServiceProcess {
 }
 
 /** Starts the service in its own process and resolves once it listens. */
-export function startServiceProcess(input: ServiceProcessInput, timeoutMs = 60_000): Promise<ServiceProcess> {
+export function startServiceProcess(
+  settings: Omit<ServiceProcessInput, 'token'>,
+  timeoutMs = 60_000,
+): Promise<ServiceProcess> {
+  const input: ServiceProcessInput = { ...settings, token: randomBytes(24).toString('base64url') };
+  const authorization = `Bearer ${input.token}`;
   const child: ChildProcess = fork(entry, [], {
     cwd: harnessDirectory,
     execArgv: ['--import', 'tsx'],
@@ -51,8 +61,11 @@ export function startServiceProcess(input: ServiceProcessInput, timeoutMs = 60_0
       const { url } = message;
       resolve({
         url,
+        authorization,
         async eventLoop(reset = false) {
-          const response = await fetch(`${url}/debug/event-loop${reset ? '?reset=true' : ''}`);
+          const response = await fetch(`${url}/debug/event-loop${reset ? '?reset=true' : ''}`, {
+            headers: { authorization },
+          });
           return (await response.json()) as EventLoopStall;
         },
         async stop() {
