@@ -7,7 +7,8 @@ import { defineConfig } from 'vitest/config';
 export const sharedTestConfig = defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    reporters: ['default', ['json', { outputFile: '.vitest-results/results.json' }]],
+    // VITEST_REPORT names another report: CI's second run of a suite (the portable path) keeps both.
+    reporters: ['default', ['json', { outputFile: process.env.VITEST_REPORT ?? '.vitest-results/results.json' }]],
     testTimeout: 60_000,
     hookTimeout: 60_000,
     // Tests start real processes and threads; two cores do not gain from running files in parallel.

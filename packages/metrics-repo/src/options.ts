@@ -40,6 +40,15 @@ export interface SqliteRepoOptions extends CommonRepoOptions {
    * `'full'`: acknowledged rows survive power loss too, at one fsync per commit.
    */
   synchronous?: Synchronous;
+  /**
+   * Off by default: the repository changes nothing in how the caller's threads are scheduled.
+   * On (Linux 6.12 and later, elsewhere nothing happens): a thread that opens the file while its
+   * followers wait for it runs on a 30 ms CPU slice for that open, and a thread waiting for its
+   * answer in the mailbox on the shortest one, 0.1 ms; each gets its own slice back after. The
+   * user's own code on that thread shares the slice meanwhile. Measured effect, on and off:
+   * docs/decisions/0015-cpu-slices.md.
+   */
+  threadSlices?: boolean;
 }
 
 /** `{ path }` for a SQLite file, `{ url }` for PostgreSQL (see `PgRepoOptions`). */
@@ -54,6 +63,7 @@ export const defaultOptions = {
   onQueueFull: 'wait',
   maxBatchRows: 1000,
   synchronous: 'normal',
+  threadSlices: false,
 } as const;
 
 /** How one option is checked: returns why a value is refused, or undefined. */
@@ -70,6 +80,7 @@ const sqliteOptionChecks: Record<keyof SqliteRepoOptions, Check> = {
   ...commonOptionChecks,
   path: nonEmptyString,
   synchronous: oneOf('normal', 'full'),
+  threadSlices: (value) => (typeof value === 'boolean' ? undefined : `must be a boolean, got ${describeValue(value)}`),
 };
 
 /**

@@ -1,10 +1,18 @@
 export { elsewhere, useTempDatabase } from '@repo/testkit';
 
 import { type Phase, phaseChannel } from '@repo/db';
-import { openWriteTurn, type WriteTurn } from '@repo/write-turn';
+import { loadWriteTurn, openWriteTurn, type WriteTurn } from '@repo/write-turn';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, expect } from 'vitest';
 import { openMetricsRepo } from '../src/index.ts';
+import { nativeEnabled } from '../src/sqlite/turn.ts';
+
+/**
+ * Whether repositories here use the write turn and its mailbox: the addon is built, and the
+ * portable path was not asked for (`METRICS_REPO_NATIVE=off`, which CI runs this suite with too).
+ * Tests of the turn itself are skipped without it.
+ */
+export const turnAvailable = nativeEnabled() && loadWriteTurn().ok;
 
 /** Counts the stored rows through a separate, independent connection. */
 export function storedRows(path: string, where = '1 = 1'): number {

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { OpenDatabaseError, openMetricsRepo } from '../src/index.ts';
-import { fileWithHeldTurn, storedRows, useTempDatabase } from './helpers.ts';
+import { fileWithHeldTurn, storedRows, turnAvailable, useTempDatabase } from './helpers.ts';
 
 /**
  * The turn file and the path a user gives are input from outside (issue: "The write turn is a
@@ -129,46 +129,58 @@ describe('the write turn as a trust boundary', () => {
     return { repo, inserting, committedId: Number(said.split(' ')[1]) };
   }
 
-  it('1. a holder dies between COMMIT and its answers and the next holder has the other synchronous setting: stored once', async () => {
-    const path = tempDatabase();
-    const { repo, inserting, committedId } = await followerBehindDyingHolder(path, path, 'after-commit');
-    // At once, before the follower notices the death: a repository with `full` takes the turn
-    // and hands the follower's job back (another setting); the follower then writes it itself.
-    const other = await openMetricsRepo({ path, synchronous: 'full' });
-    await other.insert({ name: 'other', value: 1 });
-    await expect(inserting).resolves.toMatchObject({ id: committedId });
-    await Promise.all([repo.close(), other.close()]);
-    expect(storedValues(path, 'doubt')).toEqual({ count: 1, doubled: [] });
-  }, 30_000);
+  it.skipIf(!turnAvailable)(
+    '1. a holder dies between COMMIT and its answers and the next holder has the other synchronous setting: stored once',
+    async () => {
+      const path = tempDatabase();
+      const { repo, inserting, committedId } = await followerBehindDyingHolder(path, path, 'after-commit');
+      // At once, before the follower notices the death: a repository with `full` takes the turn
+      // and hands the follower's job back (another setting); the follower then writes it itself.
+      const other = await openMetricsRepo({ path, synchronous: 'full' });
+      await other.insert({ name: 'other', value: 1 });
+      await expect(inserting).resolves.toMatchObject({ id: committedId });
+      await Promise.all([repo.close(), other.close()]);
+      expect(storedValues(path, 'doubt')).toEqual({ count: 1, doubled: [] });
+    },
+    30_000,
+  );
 
-  it('2. one database through a symlink and its real path: one turn file, one mailbox; a dying holder stores the row once', async () => {
-    const path = tempDatabase();
-    const link = join(path, '..', 'link.db');
-    symlinkSync(path, link);
-    // The holder uses the real path, the follower the link: it posts in the holder's mailbox.
-    const { repo, inserting, committedId } = await followerBehindDyingHolder(path, link, 'after-commit');
-    await expect(inserting).resolves.toMatchObject({ id: committedId });
-    expect(repo.path).toBe(path);
-    await repo.close();
-    expect(storedValues(path, 'doubt')).toEqual({ count: 1, doubled: [] });
-    expect(existsSync(`${link}-turn`)).toBe(false);
-    expect(existsSync(`${link}-wal`)).toBe(false);
-  }, 30_000);
+  it.skipIf(!turnAvailable)(
+    '2. one database through a symlink and its real path: one turn file, one mailbox; a dying holder stores the row once',
+    async () => {
+      const path = tempDatabase();
+      const link = join(path, '..', 'link.db');
+      symlinkSync(path, link);
+      // The holder uses the real path, the follower the link: it posts in the holder's mailbox.
+      const { repo, inserting, committedId } = await followerBehindDyingHolder(path, link, 'after-commit');
+      await expect(inserting).resolves.toMatchObject({ id: committedId });
+      expect(repo.path).toBe(path);
+      await repo.close();
+      expect(storedValues(path, 'doubt')).toEqual({ count: 1, doubled: [] });
+      expect(existsSync(`${link}-turn`)).toBe(false);
+      expect(existsSync(`${link}-wal`)).toBe(false);
+    },
+    30_000,
+  );
 
-  it('3. the turn file deleted while in use, then a holder dies after COMMIT: stored once, and the writers meet in a new turn file', async () => {
-    const path = tempDatabase();
-    const { repo, inserting, committedId } = await followerBehindDyingHolder(path, path, 'after-commit');
-    unlinkSync(`${path}-turn`);
-    // A newcomer makes a new turn file while the follower still waits in the old one.
-    const newcomer = await openMetricsRepo({ path });
-    await newcomer.insert({ name: 'newcomer', value: 1 });
-    await expect(inserting).resolves.toMatchObject({ id: committedId });
-    await repo.insert({ name: 'after', value: 1 });
-    await Promise.all([repo.close(), newcomer.close()]);
-    expect(storedValues(path, 'doubt')).toEqual({ count: 1, doubled: [] });
-    expect(storedRows(path)).toBe(3);
-    expect(existsSync(`${path}-turn`)).toBe(true);
-  }, 30_000);
+  it.skipIf(!turnAvailable)(
+    '3. the turn file deleted while in use, then a holder dies after COMMIT: stored once, and the writers meet in a new turn file',
+    async () => {
+      const path = tempDatabase();
+      const { repo, inserting, committedId } = await followerBehindDyingHolder(path, path, 'after-commit');
+      unlinkSync(`${path}-turn`);
+      // A newcomer makes a new turn file while the follower still waits in the old one.
+      const newcomer = await openMetricsRepo({ path });
+      await newcomer.insert({ name: 'newcomer', value: 1 });
+      await expect(inserting).resolves.toMatchObject({ id: committedId });
+      await repo.insert({ name: 'after', value: 1 });
+      await Promise.all([repo.close(), newcomer.close()]);
+      expect(storedValues(path, 'doubt')).toEqual({ count: 1, doubled: [] });
+      expect(storedRows(path)).toBe(3);
+      expect(existsSync(`${path}-turn`)).toBe(true);
+    },
+    30_000,
+  );
 
   it('4. a symlinked database path writes like the real one: its WAL is found where SQLite puts it', async () => {
     const path = tempDatabase();
@@ -200,89 +212,99 @@ describe('the write turn as a trust boundary', () => {
     expect(storedRows(path)).toBe(1);
   });
 
-  it('6. another database named like the turn file is left as it is; the repository works without the turn', async () => {
-    const path = tempDatabase();
-    const other = new BetterSqlite3(`${path}-turn`);
-    other.exec(
-      'CREATE TABLE t (x); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50) INSERT INTO t SELECT i FROM n',
-    );
-    other.close();
-    const heard = await turnMessages(async () => {
-      const repos = await Promise.all([openMetricsRepo({ path }), openMetricsRepo({ path })]);
-      await Promise.all(repos.map((repo, i) => repo.insert({ name: 'beside', value: i })));
-      await Promise.all(repos.map((repo) => repo.close()));
-    });
-    expect(storedRows(path, "name = 'beside'")).toBe(2);
-    const check = new BetterSqlite3(`${path}-turn`, { readonly: true });
-    expect(check.prepare('SELECT count(*) FROM t').pluck().get()).toBe(50);
-    check.close();
-    expect(heard.map((message) => message.code)).toContain('NOT_A_TURN_FILE');
-  });
+  it.skipIf(!turnAvailable)(
+    '6. another database named like the turn file is left as it is; the repository works without the turn',
+    async () => {
+      const path = tempDatabase();
+      const other = new BetterSqlite3(`${path}-turn`);
+      other.exec(
+        'CREATE TABLE t (x); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 50) INSERT INTO t SELECT i FROM n',
+      );
+      other.close();
+      const heard = await turnMessages(async () => {
+        const repos = await Promise.all([openMetricsRepo({ path }), openMetricsRepo({ path })]);
+        await Promise.all(repos.map((repo, i) => repo.insert({ name: 'beside', value: i })));
+        await Promise.all(repos.map((repo) => repo.close()));
+      });
+      expect(storedRows(path, "name = 'beside'")).toBe(2);
+      const check = new BetterSqlite3(`${path}-turn`, { readonly: true });
+      expect(check.prepare('SELECT count(*) FROM t').pluck().get()).toBe(50);
+      check.close();
+      expect(heard.map((message) => message.code)).toContain('NOT_A_TURN_FILE');
+    },
+  );
 
-  it('7. random and adversarial bytes written into a live turn file: no process dies, every acknowledged row is stored once', async () => {
-    const path = tempDatabase();
-    await (await openMetricsRepo({ path })).close();
-    const writers = [0, 1, 2, 3].map((w) =>
-      startFixture('steady-writer.ts', [path, 'fuzz', String(w * 10_000), '150']),
-    );
-    const turnPath = `${path}-turn`;
-    // Until the writers are done: bytes at random places, lengths and states set past their bounds.
-    const adversarial = [
-      Buffer.from([0xff, 0xff, 0xff, 0xff]), // a length or a state far out of range
-      Buffer.from([0x02, 0x00, 0x00, 0x00]), // SLOT_POSTED
-      Buffer.from([0x03, 0x00, 0x00, 0x00]), // SLOT_TAKEN
-    ];
-    let pokes = 0;
-    const done = Promise.all(writers.map((writer) => writer.exited));
-    let finished = false;
-    void done.then(() => {
-      finished = true;
-    });
-    while (!finished) {
-      let fd: number;
-      try {
-        fd = openSync(turnPath, 'r+'); // fd-safe: the turn file, never a database
-      } catch {
-        await new Promise((resolve) => setTimeout(resolve, 5));
-        continue; // replaced right now by a writer that found it broken
-      }
-      try {
-        for (let i = 0; i < 20; i++) {
-          const bytes =
-            Math.random() < 0.5
-              ? (adversarial[Math.floor(Math.random() * adversarial.length)] as Buffer)
-              : Buffer.from(
-                  Array.from({ length: 1 + Math.floor(Math.random() * 16) }, () => Math.floor(Math.random() * 256)),
-                );
-          // Mostly the header (lock, states) and the slots' length fields, sometimes anywhere.
-          const offset =
-            Math.random() < 0.7
-              ? Math.floor(Math.random() * 8192)
-              : 32 * 1024 + Math.floor(Math.random() * 1024) * 1024 + (Math.random() < 0.5 ? 0 : 4);
-          writeSync(fd, bytes, 0, bytes.length, offset);
-          pokes++;
+  it.skipIf(!turnAvailable)(
+    '7. random and adversarial bytes written into a live turn file: no process dies, every acknowledged row is stored once',
+    async () => {
+      const path = tempDatabase();
+      await (await openMetricsRepo({ path })).close();
+      const writers = [0, 1, 2, 3].map((w) =>
+        startFixture('steady-writer.ts', [path, 'fuzz', String(w * 10_000), '150']),
+      );
+      const turnPath = `${path}-turn`;
+      // Until the writers are done: bytes at random places, lengths and states set past their bounds.
+      const adversarial = [
+        Buffer.from([0xff, 0xff, 0xff, 0xff]), // a length or a state far out of range
+        Buffer.from([0x02, 0x00, 0x00, 0x00]), // SLOT_POSTED
+        Buffer.from([0x03, 0x00, 0x00, 0x00]), // SLOT_TAKEN
+      ];
+      let pokes = 0;
+      const done = Promise.all(writers.map((writer) => writer.exited));
+      let finished = false;
+      void done.then(() => {
+        finished = true;
+      });
+      while (!finished) {
+        let fd: number;
+        try {
+          fd = openSync(turnPath, 'r+'); // fd-safe: the turn file, never a database
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          continue; // replaced right now by a writer that found it broken
         }
-      } finally {
-        closeSync(fd);
+        try {
+          for (let i = 0; i < 20; i++) {
+            const bytes =
+              Math.random() < 0.5
+                ? (adversarial[Math.floor(Math.random() * adversarial.length)] as Buffer)
+                : Buffer.from(
+                    Array.from({ length: 1 + Math.floor(Math.random() * 16) }, () => Math.floor(Math.random() * 256)),
+                  );
+            // Mostly the header (lock, states) and the slots' length fields, sometimes anywhere.
+            const offset =
+              Math.random() < 0.7
+                ? Math.floor(Math.random() * 8192)
+                : 32 * 1024 + Math.floor(Math.random() * 1024) * 1024 + (Math.random() < 0.5 ? 0 : 4);
+            writeSync(fd, bytes, 0, bytes.length, offset);
+            pokes++;
+          }
+        } finally {
+          closeSync(fd);
+        }
+        await new Promise((resolve) => setTimeout(resolve, 5));
       }
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    const exits = await done;
-    expect(exits.map((exit, i) => ({ ...exit, stderr: writers[i]?.stderr().slice(0, 1500) }))).toEqual(
-      writers.map(() => ({ code: 0, signal: null, stderr: '' })),
-    );
-    const acked = writers.flatMap((writer) => writer.lines.filter((line) => line.startsWith('acked ')));
-    const failed = writers.flatMap((writer) => writer.lines.filter((line) => line.startsWith('failed ')));
-    const stored = storedValues(path, 'fuzz');
-    expect(pokes).toBeGreaterThan(100);
-    expect(stored.doubled).toEqual([]);
-    // Every acknowledged row is stored; a failure says so (a damaged answer may leave one in doubt).
-    expect(acked.length + failed.length).toBe(600);
-    expect(stored.count).toBeGreaterThanOrEqual(acked.length);
-    expect(stored.count).toBeLessThanOrEqual(acked.length + failed.filter((line) => line.includes('DATABASE')).length);
-  }, 120_000);
+      const exits = await done;
+      expect(exits.map((exit, i) => ({ ...exit, stderr: writers[i]?.stderr().slice(0, 1500) }))).toEqual(
+        writers.map(() => ({ code: 0, signal: null, stderr: '' })),
+      );
+      const acked = writers.flatMap((writer) => writer.lines.filter((line) => line.startsWith('acked ')));
+      const failed = writers.flatMap((writer) => writer.lines.filter((line) => line.startsWith('failed ')));
+      const stored = storedValues(path, 'fuzz');
+      expect(pokes).toBeGreaterThan(100);
+      expect(stored.doubled).toEqual([]);
+      // Every acknowledged row is stored; a failure says so (a damaged answer may leave one in doubt).
+      expect(acked.length + failed.length).toBe(600);
+      expect(stored.count).toBeGreaterThanOrEqual(acked.length);
+      expect(stored.count).toBeLessThanOrEqual(
+        acked.length + failed.filter((line) => line.includes('DATABASE')).length,
+      );
+    },
+    120_000,
+  );
 
-  const canSwitchUser = process.getuid?.() === 0 && spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status === 0;
+  const canSwitchUser =
+    turnAvailable && process.getuid?.() === 0 && spawnSync('runuser', ['-u', 'nobody', '--', 'true']).status === 0;
   it.skipIf(!canSwitchUser)(
     '8. another local user plants the turn file in a shared directory: not adopted, no forged answer, every row really stored',
     async () => {
@@ -313,48 +335,59 @@ describe('the write turn as a trust boundary', () => {
     },
     60_000,
   );
-  it.runIf(!canSwitchUser)('8. (skipped: needs root and runuser to act as a second local user, nobody)', () => {});
+  it.runIf(!canSwitchUser)(
+    '8. (skipped: needs the turn, root and runuser to act as a second local user, nobody)',
+    () => {},
+  );
 
-  it('9. the turn file truncated while writers use it (cp over it): no SIGBUS, every acknowledged row stored once', async () => {
-    const path = tempDatabase();
-    await (await openMetricsRepo({ path })).close();
-    const writers = [0, 1, 2].map((w) => startFixture('steady-writer.ts', [path, 'cut', String(w * 10_000), '60']));
-    await writers[0]?.line((line) => line.startsWith('acked '), 20_000);
-    for (let i = 0; i < 5; i++) {
-      if (existsSync(`${path}-turn`)) truncateSync(`${path}-turn`, 0); // fd-safe: the turn file, never a database
-      await new Promise((resolve) => setTimeout(resolve, 50));
-      if (existsSync(`${path}-turn`)) unlinkSync(`${path}-turn`);
-      await new Promise((resolve) => setTimeout(resolve, 150));
-    }
-    const exits = await Promise.all(writers.map((writer) => writer.exited));
-    expect(exits.map((exit, i) => ({ ...exit, stderr: writers[i]?.stderr().slice(0, 1500) }))).toEqual(
-      writers.map(() => ({ code: 0, signal: null, stderr: '' })),
-    );
-    const acked = writers.flatMap((writer) => writer.lines.filter((line) => line.startsWith('acked ')));
-    const stored = storedValues(path, 'cut');
-    expect(stored.doubled).toEqual([]);
-    expect(acked.length).toBe(180);
-    expect(stored.count).toBe(180);
-  }, 120_000);
+  it.skipIf(!turnAvailable)(
+    '9. the turn file truncated while writers use it (cp over it): no SIGBUS, every acknowledged row stored once',
+    async () => {
+      const path = tempDatabase();
+      await (await openMetricsRepo({ path })).close();
+      const writers = [0, 1, 2].map((w) => startFixture('steady-writer.ts', [path, 'cut', String(w * 10_000), '60']));
+      await writers[0]?.line((line) => line.startsWith('acked '), 20_000);
+      for (let i = 0; i < 5; i++) {
+        if (existsSync(`${path}-turn`)) truncateSync(`${path}-turn`, 0); // fd-safe: the turn file, never a database
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        if (existsSync(`${path}-turn`)) unlinkSync(`${path}-turn`);
+        await new Promise((resolve) => setTimeout(resolve, 150));
+      }
+      const exits = await Promise.all(writers.map((writer) => writer.exited));
+      expect(exits.map((exit, i) => ({ ...exit, stderr: writers[i]?.stderr().slice(0, 1500) }))).toEqual(
+        writers.map(() => ({ code: 0, signal: null, stderr: '' })),
+      );
+      const acked = writers.flatMap((writer) => writer.lines.filter((line) => line.startsWith('acked ')));
+      const stored = storedValues(path, 'cut');
+      expect(stored.doubled).toEqual([]);
+      expect(acked.length).toBe(180);
+      expect(stored.count).toBe(180);
+    },
+    120_000,
+  );
 
-  it('10. a lock-timeout message says what held the turn or the lock', async () => {
-    const path = tempDatabase();
-    const holder = await fileWithHeldTurn(path);
-    const repo = await openMetricsRepo({ path, lockTimeoutMs: 300 });
-    const failure = await repo.insert({ name: 'late', value: 1 }).catch((error: unknown) => error);
-    expect(failure).toMatchObject({ code: 'LOCK_TIMEOUT' });
-    expect(String((failure as Error).message)).toMatch(/write turn|mailbox/);
-    await repo.close();
-    holder.close();
-    const sqlite = new BetterSqlite3(path);
-    sqlite.exec('BEGIN IMMEDIATE');
-    const direct = await openMetricsRepo({ path, lockTimeoutMs: 300 });
-    const locked = await direct.insert({ name: 'late', value: 2 }).catch((error: unknown) => error);
-    sqlite.exec('ROLLBACK');
-    sqlite.close();
-    expect(String((locked as Error).message)).toMatch(/SQLite's write lock/);
-    await direct.close();
-  }, 30_000);
+  it.skipIf(!turnAvailable)(
+    '10. a lock-timeout message says what held the turn or the lock',
+    async () => {
+      const path = tempDatabase();
+      const holder = await fileWithHeldTurn(path);
+      const repo = await openMetricsRepo({ path, lockTimeoutMs: 300 });
+      const failure = await repo.insert({ name: 'late', value: 1 }).catch((error: unknown) => error);
+      expect(failure).toMatchObject({ code: 'LOCK_TIMEOUT' });
+      expect(String((failure as Error).message)).toMatch(/write turn|mailbox/);
+      await repo.close();
+      holder.close();
+      const sqlite = new BetterSqlite3(path);
+      sqlite.exec('BEGIN IMMEDIATE');
+      const direct = await openMetricsRepo({ path, lockTimeoutMs: 300 });
+      const locked = await direct.insert({ name: 'late', value: 2 }).catch((error: unknown) => error);
+      sqlite.exec('ROLLBACK');
+      sqlite.close();
+      expect(String((locked as Error).message)).toMatch(/SQLite's write lock/);
+      await direct.close();
+    },
+    30_000,
+  );
 
   it('a failed open leaves nothing behind: no turn file beside a directory or a file that is not a database', async () => {
     const root = mkdtempSync(join(tmpdir(), 'metrics-failed-open-'));

@@ -20,7 +20,7 @@ import { type OneshotRun, runOneshot } from './run.ts';
  * docs/decisions/0011-measuring-short-lived-writers.md).
  */
 const usage =
-  'usage: phases [--writers 1,50,500] [--mode process|thread] [--settle-ms 10000] [--sketch relay] [--node-flags "FLAGS" (processes only)]\n';
+  'usage: phases [--writers 1,50,500] [--mode process|thread] [--settle-ms 10000] [--sketch relay] [--node-flags "FLAGS" (processes only)] [--repo-options JSON (e.g. {"threadSlices":true})]\n';
 // `pnpm run phases -- --writers 50` hands the separator on: it means nothing here.
 const args = process.argv.slice(process.argv[2] === '--' ? 3 : 2);
 if (args.includes('--help') || args.includes('-h')) {
@@ -28,7 +28,7 @@ if (args.includes('--help') || args.includes('-h')) {
   process.exit(0);
 }
 // Hand-parsed, not node:util's parseArgs: a value may start with dashes (`--node-flags --no-memory-reducer`).
-const known = new Set(['--writers', '--mode', '--settle-ms', '--sketch', '--node-flags']);
+const known = new Set(['--writers', '--mode', '--settle-ms', '--sketch', '--node-flags', '--repo-options']);
 const given = new Map<string, string>();
 for (let at = 0; at < args.length; at += 2) {
   const name = args[at] ?? '';
@@ -46,6 +46,12 @@ const writerCounts = option('writers', '1,50,500').split(',').map(Number);
 const mode = option('mode', 'process') as WorkerKind;
 const sketch = option('sketch', 'none');
 const settleMs = Number(option('settle-ms', '10000'));
+let repoOptions: { threadSlices?: boolean } | undefined;
+try {
+  repoOptions = JSON.parse(option('repo-options', '{}'));
+} catch {
+  repoOptions = undefined;
+}
 const nodeFlags = option('node-flags', '')
   .split(' ')
   .filter((flag) => flag !== '');
@@ -55,7 +61,9 @@ if (
   (sketch !== 'none' && sketch !== 'relay') ||
   !Number.isInteger(settleMs) ||
   settleMs < 0 ||
-  (nodeFlags.length > 0 && mode !== 'process')
+  (nodeFlags.length > 0 && mode !== 'process') ||
+  typeof repoOptions !== 'object' ||
+  repoOptions === null
 ) {
   process.stderr.write(usage);
   process.exit(2);
@@ -105,7 +113,9 @@ for (const writers of writerCounts) {
   const runs: OneshotRun[] = [];
   const targets = sketch === 'relay' ? (['raw', 'repo', 'relay-sketch'] as const) : (['raw', 'repo'] as const);
   for (const target of targets)
-    runs.push(await runOneshot(target, mode, writers, { execArgv: nodeFlags, settleMs, tracePhases: true }));
+    runs.push(
+      await runOneshot(target, mode, writers, { execArgv: nodeFlags, settleMs, tracePhases: true, repoOptions }),
+    );
   process.stdout.write(
     `\n${writers} ${mode === 'thread' ? 'threads' : 'processes'}, one row each, WAL, released at once (${settleMs} ms after the last was ready)\n`,
   );

@@ -57,6 +57,7 @@ export async function runOneshot(
     execArgv = [],
     settleMs = 0,
     tracePhases = false,
+    repoOptions = {},
   }: {
     /** The file to use (created here); by default one in a temporary directory, removed afterwards. */
     file?: string;
@@ -77,6 +78,8 @@ export async function runOneshot(
      * Off, the CPU is what a user's process spends.
      */
     tracePhases?: boolean;
+    /** Options of the repository's writers beside `path` (e.g. `{ threadSlices: true }`). */
+    repoOptions?: OneshotInput['repoOptions'];
   } = {},
 ): Promise<OneshotRun> {
   const dir = file === undefined ? mkdtempSync(join(tmpdir(), 'oneshot-')) : undefined;
@@ -88,7 +91,7 @@ export async function runOneshot(
       entry: writerEntry,
       kind: mode,
       count: writers,
-      input: (index) => ({ path, target, index, tracePhases }),
+      input: (index) => ({ path, target, index, tracePhases, repoOptions }),
       // Threads start faster many at a time; processes only thrash two cores that way.
       startConcurrency: mode === 'thread' ? 32 : 8,
       // Starting slows as the ready processes fill memory: at 1,000 writers 180 s was not enough

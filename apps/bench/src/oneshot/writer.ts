@@ -17,6 +17,8 @@ export interface OneshotInput {
   index: number;
   /** Collect the phases (`phases`): a subscriber makes every phase read the clocks, on both sides. */
   tracePhases: boolean;
+  /** The repository's options beside `path` (`repo` target only). */
+  repoOptions?: { threadSlices?: boolean; synchronous?: 'normal' | 'full' };
 }
 
 export interface OneshotResult {
@@ -75,7 +77,7 @@ defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuM
       } else {
         // The caller's own view, around each call: what the library's phases leave out shows in the difference.
         const trace = tracePhases('call');
-        const repo = await openMetricsRepo({ path: input.path });
+        const repo = await openMetricsRepo({ ...input.repoOptions, path: input.path });
         trace.mark('openMetricsRepo');
         await repo.insert(row);
         latencyMs = performance.now() - start;

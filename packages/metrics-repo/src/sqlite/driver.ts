@@ -17,7 +17,7 @@ import { captureIdentity, type FileIdentity, verifyFile } from './file-identity.
 import { Follower } from './follower.ts';
 import { retryWhileBusy } from './lock.ts';
 import type { FileKey } from './mailbox.ts';
-import { openTurn, type WriteTurn } from './turn.ts';
+import { askThreadSlice, dropThreadSlice, holderOpenSliceNs, openTurn, type WriteTurn } from './turn.ts';
 import { SqliteWriter, toDatabaseError } from './writer.ts';
 
 /**
@@ -93,10 +93,8 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
   const follower = new Follower(
     turn,
     file,
-    options.synchronous,
+    resolved,
     queue,
-    options.lockTimeoutMs,
-    options.maxBatchRows,
     async () => (await connected()).writer,
     // Not while an open on timers is under way: that one becomes the writer.
     () => (connecting === undefined ? connectedNow().writer : undefined),
@@ -157,7 +155,15 @@ async function connect(
   turn: WriteTurn | undefined | 'after-open',
   queue?: WriteQueue,
 ): Promise<Connection> {
-  const opened = await retryWhileBusy(() => openOnce(options), Date.now() + options.lockTimeoutMs);
+  // Followers wait for this open when the turn is held: with `threadSlices`, in one long slice.
+  const slice =
+    options.threadSlices && turn !== 'after-open' && turn?.held ? askThreadSlice(holderOpenSliceNs) : undefined;
+  let opened: OpenedDatabase;
+  try {
+    opened = await retryWhileBusy(() => openOnce(options), Date.now() + options.lockTimeoutMs);
+  } finally {
+    dropThreadSlice(slice);
+  }
   const ownTurn = turn === 'after-open' ? openTurn(opened.path) : undefined;
   try {
     return withWriter(opened, options, ownTurn ?? (turn === 'after-open' ? undefined : turn), queue);
@@ -188,15 +194,7 @@ function withWriter(
   try {
     const identity = captureIdentity(opened.path, opened.sqlite.pragma('page_size', { simple: true }) as number);
     const queue = existingQueue ?? new WriteQueue(options, opened.path);
-    const writer = new SqliteWriter(
-      opened.sqlite,
-      opened.path,
-      identity,
-      queue,
-      options.maxBatchRows,
-      options.synchronous,
-      turn,
-    );
+    const writer = new SqliteWriter(opened.sqlite, opened.path, identity, queue, options, turn);
     trace.mark('repo-setup');
     return {
       opened,

@@ -1,4 +1,4 @@
-import type { Synchronous } from '@repo/db';
+import type { ResolvedSqliteOptions } from '../options.ts';
 import type { Job, WriteQueue } from '../queue.ts';
 import type { FileKey } from './mailbox.ts';
 import { postAndWait, settleIfDecided } from './post.ts';
@@ -49,10 +49,8 @@ export class Follower {
   constructor(
     private readonly turn: WriteTurn,
     private readonly file: FileKey,
-    private readonly synchronous: Synchronous,
+    private readonly options: ResolvedSqliteOptions,
     private readonly queue: WriteQueue,
-    private readonly lockTimeoutMs: number,
-    private readonly maxBatchRows: number,
     private readonly connect: () => Promise<ConnectedWriter>,
     /** One attempt at opening the file without waiting: throws if anything is in the way, undefined if an open is under way. */
     private readonly connectNow: () => ConnectedWriter | undefined,
@@ -86,7 +84,7 @@ export class Follower {
    */
   private jobsAdded(queuedRows: number): void {
     // A small maxBatchRows must not make one-row processes open the file: past the mailbox's rows only.
-    const fullBatch = queuedRows >= this.maxBatchRows && queuedRows > followerMaxRows;
+    const fullBatch = queuedRows >= this.options.maxBatchRows && queuedRows > followerMaxRows;
     if (fullBatch && !this.triedConnectNow && this.writer === undefined && !this.closed) {
       this.triedConnectNow = true;
       if (this.pendingDrains === 0) {
@@ -126,7 +124,15 @@ export class Follower {
       }
       const job = this.queue.takeBatch(1)[0] as Job;
       this.posted += 1;
-      const posted = await postAndWait(this.turn, job, this.file, this.synchronous, job.calledAt + this.lockTimeoutMs);
+      const { synchronous, lockTimeoutMs, threadSlices } = this.options;
+      const posted = await postAndWait(
+        this.turn,
+        job,
+        this.file,
+        synchronous,
+        job.calledAt + lockTimeoutMs,
+        threadSlices,
+      );
       if (settleIfDecided(this.queue, job, posted)) continue;
       // The turn is free (this follower holds it now), the holder seems hung, the job did not fit,
       // or the turn file broke: this follower opens the file and writes (with the turn, if it holds

@@ -1,8 +1,8 @@
-import { type Synchronous, tracePhases } from '@repo/db';
+import { type PhaseTrace, type Synchronous, tracePhases } from '@repo/db';
 import { DatabaseError } from '../errors.ts';
-import type { Job, WriteQueue } from '../queue.ts';
+import type { Job, Receipt, WriteQueue } from '../queue.ts';
 import { encodePosting, type FileKey, newReceipt, outcomeOf } from './mailbox.ts';
-import type { WriteTurn } from './turn.ts';
+import { askThreadSlice, dropThreadSlice, type WriteTurn, waitingSliceNs } from './turn.ts';
 
 /**
  * How long a writer waits in the mailbox while the holder answers nobody before it gives up on
@@ -58,11 +58,28 @@ export async function postAndWait(
   file: FileKey,
   synchronous: Synchronous,
   deadline: number,
+  threadSlices: boolean,
 ): Promise<Posted> {
   const trace = tracePhases('write');
   const receipt = newReceipt();
   const ticket = turn.post(encodePosting(job, file, synchronous, receipt));
   if (ticket === undefined) return { kind: 'unposted' };
+  const slice = threadSlices ? askThreadSlice(waitingSliceNs) : undefined;
+  try {
+    return await awaitPosted(turn, job, ticket, receipt, deadline, trace);
+  } finally {
+    dropThreadSlice(slice);
+  }
+}
+
+async function awaitPosted(
+  turn: WriteTurn,
+  job: Job,
+  ticket: number,
+  receipt: Receipt,
+  deadline: number,
+  trace: PhaseTrace,
+): Promise<Posted> {
   // From here a holder may take it: whoever writes it records this receipt (see writer.ts). Kept
   // even once withdrawn: a holder that died may have stored it and a later one put it back.
   job.receipt = receipt;

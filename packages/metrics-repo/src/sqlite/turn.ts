@@ -1,6 +1,6 @@
 import { channel } from 'node:diagnostics_channel';
 import { isMainThread } from 'node:worker_threads';
-import { openWriteTurn, type WriteTurn, WriteTurnError } from '@repo/write-turn';
+import { openWriteTurn, setThreadSlice, type WriteTurn, WriteTurnError } from '@repo/write-turn';
 
 export type { WriteTurn };
 
@@ -32,6 +32,37 @@ export function openTurn(databasePath: string): WriteTurn | undefined {
     return undefined;
   }
 }
+
+/**
+ * CPU slices asked for on this thread by its repositories, with `threadSlices: true` only: a
+ * holder's open, a follower's wait. The thread runs on the latest slice still asked for, and gets
+ * the one it had back when none is: two requests that end out of order (two repositories on two
+ * files) never leave it on one of theirs. See docs/decisions/0015-cpu-slices.md.
+ */
+const sliceRequests = new Map<number, number>();
+let nextSliceRequest = 0;
+let sliceBeforeRequests: number | undefined;
+
+/** Runs this thread on `ns` until {@link dropThreadSlice} with the returned request. */
+export function askThreadSlice(ns: number): number {
+  const request = nextSliceRequest++;
+  const before = setThreadSlice(ns);
+  if (sliceRequests.size === 0) sliceBeforeRequests = before;
+  sliceRequests.set(request, ns);
+  return request;
+}
+
+/** Ends a request: the thread goes back to the latest one still asked for, or to its own slice. */
+export function dropThreadSlice(request: number | undefined): void {
+  if (request === undefined || !sliceRequests.delete(request)) return;
+  if (sliceRequests.size > 0) setThreadSlice([...sliceRequests.values()].at(-1) as number);
+  else if (sliceBeforeRequests !== undefined) setThreadSlice(sliceBeforeRequests);
+}
+
+/** The slice of a thread that opens the file while its followers wait for that open. */
+export const holderOpenSliceNs = 30_000_000;
+/** The slice of a thread waiting for its answer in the mailbox: the shortest a normal thread may ask for. */
+export const waitingSliceNs = 100_000;
 
 /**
  * Whether a writer that found the lock taken queues for the turn (and sleeps in the kernel) rather

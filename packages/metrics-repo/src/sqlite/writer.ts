@@ -3,7 +3,6 @@ import {
   type Metric,
   metrics,
   type PhaseTrace,
-  type Synchronous,
   sqliteCodeOf,
   tracePhases,
 } from '@repo/db';
@@ -11,6 +10,7 @@ import { Mutex } from 'async-mutex';
 import type BetterSqlite3 from 'better-sqlite3';
 import { getTableName } from 'drizzle-orm';
 import { DatabaseError, DuplicateEventError, type MetricsRepoError } from '../errors.ts';
+import type { ResolvedSqliteOptions } from '../options.ts';
 import type { Job, JobOutcome, WriteQueue } from '../queue.ts';
 import { storedMetric, type ValidRow } from '../validate.ts';
 import { Checkpointer } from './checkpoint.ts';
@@ -90,8 +90,7 @@ export class SqliteWriter {
     private readonly path: string,
     private readonly identity: FileIdentity,
     private readonly queue: WriteQueue,
-    private readonly maxBatchRows: number,
-    private readonly synchronous: Synchronous,
+    private readonly options: ResolvedSqliteOptions,
     /** The file's turn, with its mailbox; held already when a follower became this writer. */
     private turn: WriteTurn | undefined,
   ) {
@@ -147,7 +146,7 @@ export class SqliteWriter {
   private jobsAdded(queuedRows: number): void {
     if (this.lingering) this.turn?.stopAwaitingPost();
     if (
-      queuedRows >= this.maxBatchRows &&
+      queuedRows >= this.options.maxBatchRows &&
       queuedRows >= this.inlineRetryAt &&
       !this.mutex.isLocked() &&
       !this.committingInline
@@ -178,7 +177,7 @@ export class SqliteWriter {
         return; // The drain loop meets the same error and reports it to the callers.
       }
       if (began) this.commitNextBatch(true);
-      else this.inlineRetryAt = queuedRows + this.maxBatchRows;
+      else this.inlineRetryAt = queuedRows + this.options.maxBatchRows;
     } finally {
       this.committingInline = false;
     }
@@ -316,7 +315,14 @@ export class SqliteWriter {
     if (job !== undefined) {
       if (this.queue.hasJobs) this.queue.putBack([job]);
       else {
-        const posted = await postAndWait(turn, job, this.identity, this.synchronous, deadline);
+        const posted = await postAndWait(
+          turn,
+          job,
+          this.identity,
+          this.options.synchronous,
+          deadline,
+          this.options.threadSlices,
+        );
         if (settleIfDecided(this.queue, job, posted)) return false;
         this.queue.putBack([job]);
         // The turn is this writer's now; or the holder seems hung: one attempt without it.
@@ -377,7 +383,7 @@ export class SqliteWriter {
         turn.answer(posted.ticket, encodeAnswer(toDatabaseError(error)), true);
         continue;
       }
-      if (job.synchronous !== this.synchronous) {
+      if (job.synchronous !== this.options.synchronous) {
         turn.untake(job.ticket);
       } else mail.push(job);
     }
