@@ -1,4 +1,5 @@
 export { OpenDatabaseError, type OpenDatabaseErrorCode } from '@repo/db';
+export type { Backend } from './backend.ts';
 export {
   DatabaseError,
   DuplicateEventError,
@@ -12,8 +13,8 @@ export {
   ValidationError,
 } from './errors.ts';
 export { limits } from './limits.ts';
-export type { CommonRepoOptions, MetricsRepoOptions, ResolvedSqliteOptions, SqliteRepoOptions } from './options.ts';
+export type { CommonRepoOptions, ResolvedSqliteOptions, SqliteRepoOptions } from './options.ts';
 export { defaultOptions } from './options.ts';
 export { defaultPgOptions, type PgRepoOptions, type ResolvedPgOptions } from './pg/options.ts';
-export { type Backend, MetricsRepo, openMetricsRepo } from './repo.ts';
+export { MetricsRepo, type MetricsRepoOptions, openMetricsRepo } from './repo.ts';
 export type { CountFilter, Metric, MetricInput, MetricLabels } from './types.ts';

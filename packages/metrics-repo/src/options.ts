@@ -1,6 +1,5 @@
 import type { Synchronous } from '@repo/db';
 import { InvalidOptionError } from './errors.ts';
-import type { PgRepoOptions } from './pg/options.ts';
 
 /** Options every backend understands. */
 export interface CommonRepoOptions {
@@ -50,9 +49,6 @@ export interface SqliteRepoOptions extends CommonRepoOptions {
    */
   threadSlices?: boolean;
 }
-
-/** `{ path }` for a SQLite file, `{ url }` for PostgreSQL (see `PgRepoOptions`). */
-export type MetricsRepoOptions = SqliteRepoOptions | PgRepoOptions;
 
 export type ResolvedCommonOptions = Required<CommonRepoOptions>;
 export type ResolvedSqliteOptions = Required<SqliteRepoOptions>;

@@ -1,28 +1,16 @@
 import type { MetricsDatabase } from '@repo/db';
 import type { PgMetricsDatabase } from '@repo/db/pg';
+import type { Backend } from './backend.ts';
 import { DuplicateEventError, RepoClosedError, ValidationError } from './errors.ts';
-import type { MetricsRepoOptions, ResolvedSqliteOptions, SqliteRepoOptions } from './options.ts';
+import type { ResolvedSqliteOptions, SqliteRepoOptions } from './options.ts';
 import { resolveSqliteOptions } from './options.ts';
 import { isPgOptions, type PgRepoOptions, type ResolvedPgOptions, resolvePgOptions } from './pg/options.ts';
-import type { WriteQueue } from './queue.ts';
 import { openSqliteBackend } from './sqlite/driver.ts';
 import type { CountFilter, Metric, MetricInput } from './types.ts';
-import { type ValidFilter, type ValidRow, validateFilter, validateMetric } from './validate.ts';
+import { type ValidRow, validateFilter, validateMetric } from './validate.ts';
 
-/**
- * What a database backend gives the repository: its typed Drizzle database, a
- * write queue whose batches it commits, counting, and closing. Validation,
- * errors and the public API are the repository's, the same for every backend.
- */
-export interface Backend<Db> {
-  readonly db: Db;
-  readonly queue: WriteQueue;
-  /** The SQLite file's absolute path, or the PostgreSQL URL without its password. */
-  readonly location: string;
-  count(filter: ValidFilter): Promise<number>;
-  /** Commits or fails everything queued, then releases the connection(s). Called once, after the queue stopped accepting. */
-  close(): Promise<void>;
-}
+/** `{ path }` for a SQLite file, `{ url }` for PostgreSQL (see `PgRepoOptions`). */
+export type MetricsRepoOptions = SqliteRepoOptions | PgRepoOptions;
 
 /**
  * Opens the repository on a SQLite file (`path`, created and migrated if needed)

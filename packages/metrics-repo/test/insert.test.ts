@@ -163,12 +163,16 @@ describe('insert, insertMany and count', () => {
       maxQueuedRows: 100_000,
       onQueueFull: 'wait',
       maxBatchRows: 1000,
+      threadSlices: false,
     });
     const path = tempDatabase();
     await expect(openMetricsRepo({ path, maxBatchRows: 0 })).rejects.toThrow(/maxBatchRows/);
     await expect(openMetricsRepo({ path, lockTimeoutMs: -1 })).rejects.toThrow(/lockTimeoutMs/);
     await expect(openMetricsRepo({ path, synchronous: 'off' as never })).rejects.toThrow(/synchronous/);
     await expect(openMetricsRepo({ path: '' })).rejects.toThrow(/path/);
+    await expect(openMetricsRepo({ path, threadSlices: 'yes' as never })).rejects.toThrow(
+      /threadSlices must be a boolean/,
+    );
     const full = await openMetricsRepo({ path, synchronous: 'full' });
     expect(full.options.synchronous).toBe('full');
     await full.close();

@@ -3,8 +3,8 @@ import { applyPgMigrations, metrics, type PgMetricsDatabase, schema } from '@rep
 import { and, count, eq, type SQL, sql } from 'drizzle-orm';
 import { drizzle } from 'drizzle-orm/node-postgres';
 import pg from 'pg';
+import type { Backend } from '../backend.ts';
 import { WriteQueue } from '../queue.ts';
-import type { Backend } from '../repo.ts';
 import type { ValidFilter } from '../validate.ts';
 import { type ResolvedPgOptions, redactPgUrl } from './options.ts';
 import { timestampLiteral } from './rows.ts';
