@@ -100,6 +100,7 @@ describe('pnpm bench --quick', () => {
       'lock-wait-raw/lock-wait-repo p99EventLoopDelayMs',
       'lock-wait-raw/lock-wait-repo timeWeightedP99EventLoopDelayMs',
       'repo-oneshot/raw-oneshot p99',
+      'repo-oneshot/raw-oneshot p99 to close',
       'repo-oneshot/raw-oneshot cpu per row',
     ]) {
       expect(Number.isFinite(report.ratios[ratio]), ratio).toBe(true);
@@ -112,6 +113,7 @@ describe('pnpm bench --quick', () => {
       'repo-async/naive',
       'repo-processes/limit',
       'repo-oneshot/raw-oneshot p99',
+      'repo-oneshot/raw-oneshot p99 to close',
       'repo-oneshot/raw-oneshot cpu per row',
       ...(postgresAvailable ? ['pg-repo-async/pg-naive', 'pg-repo-async/pg-limit'] : []),
       'lock-wait-repo p99EventLoopDelayMs',

@@ -49,7 +49,9 @@ export async function main(argv: readonly string[]): Promise<number> {
       ? await startHarnessPostgres(Math.max(options.findLimit ? options.limitCap : 0, ...options.writers, 500))
       : undefined;
   const database = postgres === undefined ? `SQLite ${info.sqliteVersion}` : postgres.description;
-  process.stdout.write(`${info.command}\n${info.date} · ${info.machine} · ${database}\n\n`);
+  process.stdout.write(
+    `${info.command}\n${info.date} · ${info.machine} · ${database}${postgres === undefined ? `\n${info.writePath}` : ''}\n\n`,
+  );
   try {
     return await runAll(options, info, postgres === undefined ? {} : { postgres: postgres.server });
   } finally {

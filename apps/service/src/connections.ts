@@ -38,6 +38,7 @@ export class ConnectionGuard {
       });
     });
     server.on('connection', (socket: Socket) => {
+      this.lastAcceptedAt = performance.now();
       const client = socket.remoteAddress ?? 'unknown';
       const count = this.perClient.get(client) ?? 0;
       if (this.maxPerClient > 0 && count >= this.maxPerClient) {
@@ -58,6 +59,9 @@ export class ConnectionGuard {
   }
 
   /** Connections open now. */
+  /** When the server last accepted a connection (performance.now()), or -Infinity. */
+  lastAcceptedAt = Number.NEGATIVE_INFINITY;
+
   get size(): number {
     return this.open.size;
   }

@@ -103,12 +103,21 @@ export const exposedDefaults = {
 
 type Settings = Omit<typeof serviceDefaults, 'port' | 'host' | 'shutdownGraceMs'>;
 
-/** How long a closing service still accepts connections (answering their requests 503), so that none is reset. */
-const acceptDrainMs = 50;
+/**
+ * A closing service still accepts connections (answering their requests 503) until none came for
+ * this long, so that a connection the kernel accepted before the listening socket closes is
+ * answered, not reset; at most `acceptDrainMaxMs`.
+ */
+const acceptQuietMs = 50;
+const acceptDrainMaxMs = 1000;
 /** How often a closing service closes its idle connections. */
 const idleSweepMs = 100;
-/** A connection that sent nothing for this long since it was accepted holds no request: a closing service closes it. */
-const silentConnectionMs = 1000;
+/**
+ * A connection accepted but not yet heard from is never closed by a closing service before its
+ * grace period ends: on a busy machine its request may sit unread in the kernel's buffer, and
+ * closing a socket with unread bytes resets it (the client loses its answer).
+ */
+const silentConnectionMs = Number.POSITIVE_INFINITY;
 
 /** What startService needs of the app buildService made: its connections, and how to start refusing requests. */
 const internals = new WeakMap<FastifyInstance, { connections: ConnectionGuard; refuseRequests(): void }>();
@@ -180,7 +189,7 @@ async function assemble(rawStore: MetricsStore, settings: Settings): Promise<Fas
     },
     requestTimeout: settings.requestTimeoutMs,
     keepAliveTimeout: settings.keepAliveTimeoutMs,
-    // Requests that arrive while closing get the service's own JSON 503 (the onRequest hook below).
+    // Requests that arrive while closing get the service's own JSON 503 (the preValidation hook below).
     return503OnClosing: false,
     forceCloseConnections: 'idle',
     // Refusals before a request exists (headers too large or too slow, not HTTP): the same JSON shape.
@@ -224,8 +233,9 @@ async function assemble(rawStore: MetricsStore, settings: Settings): Promise<Fas
   app.addHook('preClose', async () => {
     closing = true;
   });
-  // Requests that arrive during the shutdown (on connections already open) are refused, in JSON.
-  app.addHook('onRequest', async () => {
+  // Requests that arrive during the shutdown are refused, in JSON, once their body is read: a
+  // connection closed with unread bytes in its buffer is reset (RST), and the client loses the 503.
+  app.addHook('preValidation', async () => {
     if (closing) throw new ShuttingDownError();
   });
   // A keep-alive connection whose request was in flight when close() began would stay open,
@@ -400,7 +410,13 @@ export async function startService(options: StartOptions = {}): Promise<RunningS
       // Connections the kernel already accepted but Node has not would be reset when the listening
       // socket closes: let the loop take them in for a moment more (their requests get a JSON 503).
       refuseRequests();
-      await new Promise<void>((resolve) => setTimeout(resolve, acceptDrainMs));
+      const drainUntil = started + acceptDrainMaxMs;
+      do {
+        await new Promise<void>((resolve) => setTimeout(resolve, acceptQuietMs));
+        // Then past the loop's poll phase, where connections waiting in the kernel are accepted:
+        // after a busy stretch the timer fires before them.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      } while (performance.now() - connections.lastAcceptedAt < acceptQuietMs && performance.now() < drainUntil);
       // server.close() would destroy at once every connection without a request in progress, those
       // just accepted whose request is still on its way included (the client would see a reset):
       // close idle connections by the guard's rules instead, until the end.

@@ -17,4 +17,5 @@ export type { CommonRepoOptions, ResolvedSqliteOptions, SqliteRepoOptions } from
 export { defaultOptions } from './options.ts';
 export { defaultPgOptions, type PgRepoOptions, type ResolvedPgOptions } from './pg/options.ts';
 export { MetricsRepo, type MetricsRepoOptions, openMetricsRepo } from './repo.ts';
+export { sqliteWritePath } from './sqlite/turn.ts';
 export type { CountFilter, Metric, MetricInput, MetricLabels } from './types.ts';

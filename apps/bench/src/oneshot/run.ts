@@ -27,6 +27,8 @@ export interface OneshotRun {
   errors: { code: string; writers: number; storedAnyway: number }[];
   /** Per writer: from the release to its row's acknowledgement. */
   latenciesMs: number[];
+  /** Per writer: from the release to the end of its close(), what a job runner waiting for the process waits for. */
+  toCloseMs: number[];
   /** CPU of every writer from the release to the end of its close (threads: the whole process's, from the release until every thread has exited). */
   cpuMs: number;
   /**
@@ -168,6 +170,7 @@ export async function runOneshot(
       firstError,
       errors: [...errors.values()],
       latenciesMs: acknowledged.map((result) => result.latencyMs),
+      toCloseMs: acknowledged.map((result) => result.totalMs),
       cpuMs: mode === 'thread' ? launcherCpuMs : results.reduce((sum, result) => sum + result.cpuMs, 0),
       burst: {
         wallMs: burstWallMs,

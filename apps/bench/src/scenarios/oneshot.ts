@@ -26,6 +26,7 @@ function oneshot(target: 'raw' | 'repo'): Scenario {
         failedRows: run.failed,
         wallMs: performance.now() - start,
         latenciesMs: Float64Array.from(run.latenciesMs),
+        toCloseMs: Float64Array.from(run.toCloseMs),
         cpuMs: run.cpuMs,
         // Each writer is its own process with its own event loop: not measured here.
         maxEventLoopDelayMs: 0,

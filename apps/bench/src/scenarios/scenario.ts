@@ -12,6 +12,8 @@ export interface Measurement extends EventLoopDelay {
   wallMs: number;
   /** For each acknowledged row: from the moment its write was issued to its acknowledgement. */
   latenciesMs: Float64Array;
+  /** One-shot scenarios: per writer, from the release to the end of its close(). */
+  toCloseMs?: Float64Array;
   /** The first refusal, to say why rows failed. */
   firstError?: string;
   /** CPU (user + system) of every writer while it wrote, where the scenario measures it (the one-shot ones). */

@@ -11,7 +11,7 @@ export async function runServiceScenario(argv: readonly string[], jsonPath: stri
     .map((value) => value.toFixed(2))
     .join(' ');
   process.stdout.write(
-    `${info.command}\n${info.date} · ${info.machine} · SQLite ${info.sqliteVersion} · load average ${load}\n\n`,
+    `${info.command}\n${info.date} · ${info.machine} · SQLite ${info.sqliteVersion} · load average ${load}\n${info.writePath}\n\n`,
   );
   const settings = serviceScenarioDefaults;
   const results = await runServiceComparison(settings, (line) => process.stderr.write(`${line}\n`));

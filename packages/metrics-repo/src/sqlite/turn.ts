@@ -1,6 +1,6 @@
 import { channel } from 'node:diagnostics_channel';
 import { isMainThread } from 'node:worker_threads';
-import { openWriteTurn, setThreadSlice, type WriteTurn, WriteTurnError } from '@repo/write-turn';
+import { loadWriteTurn, openWriteTurn, setThreadSlice, type WriteTurn, WriteTurnError } from '@repo/write-turn';
 
 export type { WriteTurn };
 
@@ -12,6 +12,17 @@ export const turnChannel = channel('metrics-repo:turn');
 
 /** The portable path: `METRICS_REPO_NATIVE=off` runs every repository without the addon and its turn file. */
 export const nativeEnabled = (): boolean => process.env.METRICS_REPO_NATIVE !== 'off';
+
+/**
+ * Which path SQLite repositories of this process take: `native` (the write turn and its mailbox,
+ * @repo/write-turn) or `portable` (every writer waits for SQLite's lock on timers), and why.
+ */
+export function sqliteWritePath(): { path: 'native' | 'portable'; why: string } {
+  if (!nativeEnabled()) return { path: 'portable', why: 'METRICS_REPO_NATIVE=off' };
+  const loaded = loadWriteTurn();
+  if (!loaded.ok) return { path: 'portable', why: `the addon is unavailable: ${loaded.error.message}` };
+  return { path: 'native', why: 'the write turn and its mailbox (@repo/write-turn)' };
+}
 
 /**
  * The turn of the database at `databasePath` (its real path: every name of the file meets in one
