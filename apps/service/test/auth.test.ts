@@ -1,30 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useTempDatabase, useTempDir } from '@repo/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
-import {
-  ConfigError,
-  isLoopback,
-  type RunningService,
-  type StartOptions,
-  startOptionsFromEnv,
-  startService,
-} from '../src/index.ts';
-import { bearer, postJson, request, startCli, storedRows, testToken } from './helpers.ts';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, isLoopback, startOptionsFromEnv } from '../src/index.ts';
+import { bearer, postJson, request, startCli, storedRows, testToken, useServices } from './helpers.ts';
 
 describe('the bearer token over real HTTP', () => {
-  const tempDatabase = useTempDatabase('service-auth-');
-  const running: RunningService[] = [];
-  afterEach(async () => {
-    await Promise.all(running.splice(0).map((service) => service.close()));
-  });
-
-  async function start(options: StartOptions = {}) {
-    const path = tempDatabase();
-    const service = await startService({ storage: { kind: 'sqlite', path }, port: 0, logLevel: 'silent', ...options });
-    running.push(service);
-    return { path, service, url: service.url };
-  }
+  const start = useServices('service-auth-');
 
   it('without a token on loopback, writes and reads need no header', async () => {
     const { url } = await start();
@@ -73,13 +55,10 @@ describe('the bearer token over real HTTP', () => {
   });
 
   it('refuses to listen beyond loopback without a token (ConfigError naming METRICS_TOKEN), and with one it does', async () => {
-    const path = tempDatabase();
-    const options = { storage: { kind: 'sqlite', path }, port: 0, logLevel: 'silent' } as const;
-    const refused = startService({ ...options, host: '0.0.0.0' });
+    const refused = start({ host: '0.0.0.0' });
     await expect(refused).rejects.toBeInstanceOf(ConfigError);
     await expect(refused).rejects.toThrow(/METRICS_TOKEN/);
-    const service = await startService({ ...options, host: '0.0.0.0', token: testToken });
-    running.push(service);
+    const { service } = await start({ host: '0.0.0.0', token: testToken });
     const local = `http://127.0.0.1:${service.port}`;
     expect(await postJson(local, { name: 'a', value: 1 })).toMatchObject({ status: 401 });
     expect(await postJson(local, { name: 'a', value: 1 }, bearer())).toMatchObject({ status: 201 });

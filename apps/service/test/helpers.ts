@@ -1,7 +1,10 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { useTempDatabase } from '@repo/testkit';
 import BetterSqlite3 from 'better-sqlite3';
+import { afterEach } from 'vitest';
+import { type RunningService, type StartOptions, startService } from '../src/index.ts';
 
 /** The repository's root: where the README's supervisor command is typed. */
 export const repositoryRoot = fileURLToPath(new URL('../../..', import.meta.url));
@@ -269,4 +272,22 @@ export async function waitFor(what: string, check: () => Promise<boolean> | bool
     if (performance.now() - started > timeoutMs) throw new Error(`timed out waiting for ${what}`);
     await sleep(25);
   }
+}
+
+/**
+ * Services on real HTTP (127.0.0.1, a free port), each on a SQLite file of its own in a temporary
+ * directory, closed after each test: `start(options)` resolves with the file, the service and its URL.
+ */
+export function useServices(prefix: string) {
+  const tempDatabase = useTempDatabase(prefix);
+  const running: RunningService[] = [];
+  afterEach(async () => {
+    await Promise.all(running.splice(0).map((service) => service.close()));
+  });
+  return async function start(options: StartOptions = {}) {
+    const path = tempDatabase();
+    const service = await startService({ storage: { kind: 'sqlite', path }, port: 0, logLevel: 'silent', ...options });
+    running.push(service);
+    return { path, service, url: service.url };
+  };
 }

@@ -1,8 +1,6 @@
 import { rmSync } from 'node:fs';
-import { useTempDatabase } from '@repo/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type RunningService, type StartOptions, startService } from '../src/index.ts';
-import { holdWriteLock, postJson, rawExchange, request, sleep, storedRows } from './helpers.ts';
+import { describe, expect, it } from 'vitest';
+import { holdWriteLock, postJson, rawExchange, request, sleep, storedRows, useServices } from './helpers.ts';
 
 /** Error bodies: a stable code, a message, the field; never a stack, a path or SQL. */
 function expectCleanError(body: unknown, path: string) {
@@ -13,18 +11,7 @@ function expectCleanError(body: unknown, path: string) {
 }
 
 describe('the service over real HTTP', () => {
-  const tempDatabase = useTempDatabase('service-test-');
-  const running: RunningService[] = [];
-  afterEach(async () => {
-    await Promise.all(running.splice(0).map((service) => service.close()));
-  });
-
-  async function start(options: StartOptions = {}) {
-    const path = tempDatabase();
-    const service = await startService({ storage: { kind: 'sqlite', path }, port: 0, logLevel: 'silent', ...options });
-    running.push(service);
-    return { path, service, url: service.url };
-  }
+  const start = useServices('service-test-');
 
   it('records one metric (201 with the stored row), a batch (201 with the rows), counts them, and is healthy', async () => {
     const { url, path, service } = await start();

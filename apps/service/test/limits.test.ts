@@ -1,6 +1,5 @@
-import { useTempDatabase } from '@repo/testkit';
 import { afterEach, describe, expect, it } from 'vitest';
-import { type RunningService, type StartOptions, serviceDefaults, startService } from '../src/index.ts';
+import { serviceDefaults } from '../src/index.ts';
 import {
   bearer,
   openSlowConnections,
@@ -11,23 +10,15 @@ import {
   storedRows,
   testToken,
   timed,
+  useServices,
 } from './helpers.ts';
 
 describe('limits over real HTTP', () => {
-  const tempDatabase = useTempDatabase('service-limits-');
-  const running: RunningService[] = [];
+  const start = useServices('service-limits-');
   const cleanups: (() => void)[] = [];
-  afterEach(async () => {
+  afterEach(() => {
     for (const cleanup of cleanups.splice(0)) cleanup();
-    await Promise.all(running.splice(0).map((service) => service.close()));
   });
-
-  async function start(options: StartOptions = {}) {
-    const path = tempDatabase();
-    const service = await startService({ storage: { kind: 'sqlite', path }, port: 0, logLevel: 'silent', ...options });
-    running.push(service);
-    return { path, service, url: service.url };
-  }
 
   it('sets the server timeouts and caps: headers within 20 s by default', async () => {
     const { service } = await start();

@@ -1,21 +1,8 @@
-import { useTempDatabase } from '@repo/testkit';
-import { afterEach, describe, expect, it } from 'vitest';
-import { type RunningService, type StartOptions, startService } from '../src/index.ts';
-import { bearer, holdWriteLock, postJson, scrape, storedRows, testToken, waitFor } from './helpers.ts';
+import { describe, expect, it } from 'vitest';
+import { bearer, holdWriteLock, postJson, scrape, storedRows, testToken, useServices, waitFor } from './helpers.ts';
 
 describe('GET /prometheus', () => {
-  const tempDatabase = useTempDatabase('service-prometheus-');
-  const running: RunningService[] = [];
-  afterEach(async () => {
-    await Promise.all(running.splice(0).map((service) => service.close()));
-  });
-
-  async function start(options: StartOptions = {}) {
-    const path = tempDatabase();
-    const service = await startService({ storage: { kind: 'sqlite', path }, port: 0, logLevel: 'silent', ...options });
-    running.push(service);
-    return { path, service, url: service.url };
-  }
+  const start = useServices('service-prometheus-');
 
   it('counts rows stored as the database holds them, batch sizes, commit latency, rejections by code', async () => {
     const { url, path, service } = await start({ token: testToken });
