@@ -1,4 +1,6 @@
+import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { phaseChannel } from '@repo/db';
 import { openWriteTurn, setThreadSlice } from '@repo/write-turn';
 import { describe, expect, it } from 'vitest';
@@ -140,4 +142,33 @@ describe.skipIf(!turnAvailable)('the write turn', () => {
       await repo.close();
     }
   });
+
+  it("close() serves no other process's rows: after it is called the holder runs no transaction for the mailbox", async () => {
+    const path = tempDatabase();
+    const holder = await openMetricsRepo({ path });
+    await holder.insert({ name: 'own', value: 0 }); // this repository holds the turn now and then
+    listen();
+    // Another process keeps posting one-row writes, for longer than a holder may serve (3 s).
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', join(import.meta.dirname, 'fixtures', 'steady-writer.ts'), path, 'others', '0', '400'],
+      { cwd: join(import.meta.dirname, '..'), stdio: 'ignore' },
+    );
+    try {
+      // Keep the turn here: a steady flow of own rows, until the mailbox has been served.
+      let value = 1;
+      const served = () => heard.some((p) => p.scope === 'write' && p.phase === 'lock-wait');
+      while (!served() || storedRows(path, "name = 'others'") === 0) {
+        await holder.insert({ name: 'own', value: value++ });
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      const before = heard.length;
+      await holder.close();
+      const transactionsAfterClose = heard.slice(before).filter((p) => p.scope === 'write' && p.phase === 'lock-wait');
+      // At most the one that committed what the repository itself still held.
+      expect(transactionsAfterClose.length).toBeLessThanOrEqual(1);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  }, 60_000);
 });
