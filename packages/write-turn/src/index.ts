@@ -184,8 +184,8 @@ export function loadWriteTurn(): { ok: true } | { ok: false; error: Error } {
 // In a worker thread, the addon is loaded when this module is imported, not at the first open.
 // Node loads every addon of a process under one lock (DLOpen's `dlib_load_mutex`), held through
 // the addon's initialisation: 500 threads released at once that each loaded it at their first
-// write queued there (p50 0.4 s, p99 1.5 s), before the turn's holder could load SQLite behind
-// them (BENCHMARKS.md, "Worker threads: the addon loaded at import"). A process's main thread
+// write queued there, before the turn's holder could load SQLite behind them (see
+// docs/decisions/0012-addon-loaded-at-import-in-threads.md). A process's main thread
 // keeps the lazy load: no such lock stands between processes, and one that never writes pays nothing.
 if (!isMainThread) loadWriteTurn();
 

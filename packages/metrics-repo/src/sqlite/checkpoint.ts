@@ -9,13 +9,11 @@ import { walFile } from './file-identity.ts';
  * database) without freezing the host's event loop.
  *
  * A checkpoint is one synchronous SQLite call whose cost grows with the pages it
- * copies: measured here about 8–10 ms per MB. SQLite's automatic checkpoint runs
- * inside a commit every 1000 pages (~4 MB, ~30 ms), and after a reader held a
- * snapshot for a while (a dashboard, a backup) the backlog it copies in one go
- * can be hundreds of MB: a 1 s freeze of the writer's event loop, measured.
- *
- * Cutting a large -wal file back costs too: truncating 230 MB to 4 MB inside a
- * commit froze the event loop for ~140 ms, measured.
+ * copies. SQLite's automatic checkpoint runs inside a commit every 1000 pages,
+ * and after a reader held a snapshot for a while (a dashboard, a backup) the
+ * backlog it copies in one go can be hundreds of MB: the writer's event loop
+ * froze for about a second. Cutting a large -wal file back inside a commit froze
+ * it too (figures: docs/decisions/0006-one-checkpoint-thread-per-file.md).
  *
  * So the repository's connection never checkpoints inside a commit
  * (`wal_autocheckpoint = 0`) and never truncates the WAL (`journal_size_limit =
@@ -26,7 +24,7 @@ import { walFile } from './file-identity.ts';
  * file (TRUNCATE, which holds the write lock only for what is left; the
  * repository waits for it on timers, event loop free). A repository that has
  * committed only once (a short-lived process recording one row) starts no thread
- * (~40 ms of CPU): it tries the same in `close()`, at the end of its life, as
+ * (a thread costs tens of ms of CPU): it tries the same in `close()`, at the end of its life, as
  * SQLite itself checkpoints when the last connection closes.
  *
  * One thread per file, not one per repository: the repository whose thread
@@ -35,10 +33,10 @@ import { walFile } from './file-identity.ts';
  * removes it when it closes. Another repository, in this process or another,
  * starts no thread while that lease is fresh (`leaseMs`); it takes over once
  * the lease is gone or stale (its holder closed, was killed, or stopped
- * writing). Eight processes writing one file each started a thread before:
- * `repo-processes` made 29.1k rows/s that way and 40.6k with the lease, in the
- * same minutes (BENCHMARKS.md, "Several long-lived processes"). Two
- * repositories that start at the same moment can both start one: harmless.
+ * writing). Eight processes writing one file each started a thread before, and
+ * wrote fewer rows per second than with the lease (see
+ * docs/decisions/0006-one-checkpoint-thread-per-file.md). Two repositories that
+ * start at the same moment can both start one: harmless.
  */
 export const checkpointPolicy = {
   /** WAL size past which a checkpoint is due: about SQLite's own 1000 pages. */

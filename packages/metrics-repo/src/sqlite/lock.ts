@@ -21,30 +21,21 @@ import { walFile } from './file-identity.ts';
  * When other connections committed since the last attempt and the wait has
  * lasted a second, the lock is not idle but passing from writer to writer:
  * many wait. Then the delay is the time already waited (so it doubles), at
- * most `busyMaxDelayMs`. (Shorter waits keep SQLite's schedule: with 50
- * processes, doubling from the start made the slowest writers sleep while the
- * lock was free, p99 1.5 s against 0.3 s for naive code.) Each attempt
- * wakes a sleeping process, and that costs CPU taken from the process holding
- * the lock: measured here, 0.3 to 0.7 ms per wake of a Node process with a
- * connection open, even on a quiet machine (its memory has left the caches),
- * against about 20 µs for a refused `BEGIN IMMEDIATE` itself, and two to three
- * times that with hundreds of processes on two cores. With 500 one-row
- * processes released at once (`pnpm --filter @repo/bench run phases --writers
- * 500`) and 100 ms polls, waiting cost each writer 30 to 40 ms of CPU, both
- * cores went to polling and 298 of the 500 met their 30 s deadline
- * (LOCK_TIMEOUT); with this rule, 0 failed and 21 to 24 ms of CPU per writer
- * for the wait (a quarter of the time waited instead: 6 failed, 38 ms).
- * Sleeping longer while others commit leaves the lock idle for only a moment:
- * one of the many waiters comes by every few ms. A delay of a tenth of the
- * wait from the first attempt, whatever the lock did (an earlier version),
- * left it idle when few waited: a median wait of 1.2 s at 250 processes where
- * naive code's was under 1 ms.
+ * most `busyMaxDelayMs`. (Shorter waits keep SQLite's schedule: doubling from
+ * the start made the slowest writers sleep while the lock was free.) Each
+ * attempt wakes a sleeping process, and that costs CPU taken from the process
+ * holding the lock, far more than the refused `BEGIN IMMEDIATE` itself: with
+ * hundreds of one-row processes, 100 ms polls sent both cores to polling and
+ * most writers to their deadline; this rule kept them all in time. Sleeping
+ * longer while others commit leaves the lock idle for only a moment: one of the
+ * many waiters comes by every few ms. A delay proportional to the wait from the
+ * first attempt, whatever the lock did (an earlier version), left it idle when
+ * few waited. (Figures: docs/decisions/0002-wait-on-timers-not-busy-timeout.md.)
  *
  * That long delay is for writers with one row or a few: it is divided by the
  * rows the writer has waiting (never below 100 ms), since an attempt costs the
- * same whether it would commit one row or a thousand. Eight processes with
- * 12,500 rows each (`pnpm bench --only limit,repo-processes`) otherwise had
- * some of them sleep close to 2 s while their batches waited.
+ * same whether it would commit one row or a thousand: processes with large
+ * batches otherwise slept seconds while their batches waited.
  *
  * Each delay is jittered by up to ±20% so that waiting processes do not poll
  * in step, and capped by the caller's deadline.

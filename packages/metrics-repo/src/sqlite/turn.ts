@@ -78,9 +78,8 @@ export const waitingSliceNs = 100_000;
 /**
  * Whether a writer that found the lock taken queues for the turn (and sleeps in the kernel) rather
  * than polling on timers. Not in worker threads: there a timer's wake-up is a thread's in a process
- * already running, cheaper than the turn's hand-over through its own waiting thread (`pnpm harness
- * --mode thread --writers 20,100`, five rounds alternated: CPU 1.9× and 2.5× raw's with the turn,
- * 1.5× and 1.9× without). Threads still use the turn's mailbox.
+ * already running, cheaper than the turn's hand-over through its own waiting thread (see
+ * docs/decisions/0008-write-turn-in-the-kernel.md). Threads still use the turn's mailbox.
  */
 export const queuesForTurn = isMainThread;
 
