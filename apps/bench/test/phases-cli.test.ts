@@ -38,7 +38,9 @@ describe('phases', () => {
     expect(run.status).toBe(0);
     expect(run.stdout).toContain('raw: acked 2/2, stored 2');
     expect(run.stdout).toContain('repo: acked 2/2, stored 2');
-    expect(run.stdout).toMatch(/repo\/raw: p99 [\d.]+x, CPU per row [\d.]+x/);
+    expect(run.stdout).toMatch(
+      /repo\/raw: p99 [\d.]+x to the acknowledgement, [\d.]+x to the end of close\(\), CPU per row [\d.]+x/,
+    );
   });
 
   it('counts each writer process from the release to its exit, its report and exit included', () => {
