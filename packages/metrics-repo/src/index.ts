@@ -16,4 +16,14 @@ export type { CommonRepoOptions, MetricsRepoOptions, ResolvedSqliteOptions, Sqli
 export { defaultOptions } from './options.ts';
 export { defaultPgOptions, type PgRepoOptions, type ResolvedPgOptions } from './pg/options.ts';
 export { type Backend, MetricsRepo, openMetricsRepo } from './repo.ts';
-export type { CountFilter, Metric, MetricInput, MetricLabels } from './types.ts';
+export { nearestRank } from './summary.ts';
+export type {
+  CountFilter,
+  ExportFilter,
+  Metric,
+  MetricInput,
+  MetricLabels,
+  MetricSummary,
+  PruneOptions,
+  SummaryFilter,
+} from './types.ts';

@@ -5,8 +5,19 @@ import type { MetricsRepoOptions, ResolvedSqliteOptions, SqliteRepoOptions } fro
 import { resolveSqliteOptions } from './options.ts';
 import { isPgOptions, type PgRepoOptions, type ResolvedPgOptions, resolvePgOptions } from './pg/options.ts';
 import type { WriteQueue } from './queue.ts';
+import { validateExportFilter, validatePruneOptions, validateSummaryFilter } from './read-validate.ts';
+import type { ReadsBackend } from './reads.ts';
+import { Retention } from './retention.ts';
 import { openSqliteBackend } from './sqlite/driver.ts';
-import type { CountFilter, Metric, MetricInput } from './types.ts';
+import type {
+  CountFilter,
+  ExportFilter,
+  Metric,
+  MetricInput,
+  MetricSummary,
+  PruneOptions,
+  SummaryFilter,
+} from './types.ts';
 import { type ValidFilter, type ValidRow, validateFilter, validateMetric } from './validate.ts';
 
 /**
@@ -14,7 +25,7 @@ import { type ValidFilter, type ValidRow, validateFilter, validateMetric } from 
  * write queue whose batches it commits, counting, and closing. Validation,
  * errors and the public API are the repository's, the same for every backend.
  */
-export interface Backend<Db> {
+export interface Backend<Db> extends ReadsBackend {
   readonly db: Db;
   readonly queue: WriteQueue;
   /** The SQLite file's absolute path, or the PostgreSQL URL without its password. */
@@ -65,12 +76,17 @@ export class MetricsRepo<Db = MetricsDatabase, Options = ResolvedSqliteOptions> 
   readonly options: Readonly<Options>;
   private readonly backend: Backend<Db>;
   private closing: Promise<void> | undefined;
+  private readonly retention: Retention | undefined;
 
   /** @internal use openMetricsRepo */
   constructor(backend: Backend<Db>, options: Options) {
     this.backend = backend;
     this.path = backend.location;
     this.options = Object.freeze({ ...options });
+    const retainMs = (options as { retainMs?: number | undefined }).retainMs;
+    if (retainMs !== undefined) {
+      this.retention = new Retention(retainMs, (before, signal) => backend.prune(before, signal));
+    }
   }
 
   /** The typed Drizzle database, for reads beyond `count`. Do not write through it while the repository is open. */
@@ -130,6 +146,47 @@ export class MetricsRepo<Db = MetricsDatabase, Options = ResolvedSqliteOptions> 
     return this.backend.count(validateFilter(filter));
   }
 
+  /**
+   * Summaries of the stored values, one per name and time bucket (buckets aligned to the epoch;
+   * the whole range when `bucketMs` is absent), sorted by name then `bucketStart`: count, sum,
+   * min, max, avg and nearest-rank p50, p95, p99. `labels` keeps the rows that have each of its
+   * keys with exactly its value. The same rows give the same numbers on SQLite and PostgreSQL.
+   * A bad filter rejects with InvalidFilterError.
+   */
+  async summarize(filter?: SummaryFilter): Promise<MetricSummary[]> {
+    if (this.closing !== undefined) throw new RepoClosedError();
+    return this.backend.summarize(validateSummaryFilter(filter));
+  }
+
+  /**
+   * The stored rows (`since <= recordedAt < until`, `name`), in `id` order, as `insert` resolves
+   * with them. Fetched a page at a time (keyset on `id`), each page its own short read: memory
+   * stays flat and no read transaction is held between pages. Rows stored after the export began
+   * are left for the next one. A bad filter rejects the first `next()` with InvalidFilterError;
+   * after `close()`, the next page rejects with RepoClosedError.
+   */
+  async *export(filter?: ExportFilter): AsyncGenerator<Metric, void, undefined> {
+    if (this.closing !== undefined) throw new RepoClosedError();
+    const valid = validateExportFilter(filter);
+    for await (const row of this.backend.exportRows(valid)) {
+      yield row;
+      if (this.closing !== undefined) throw new RepoClosedError();
+    }
+  }
+
+  /**
+   * Deletes every row recorded before `before` (a Date or epoch ms), in short transactions
+   * (about 10 ms each) with pauses between them for writers, and resolves with how many rows
+   * it deleted. `signal` stops it between two transactions. Rejects with InvalidFilterError,
+   * LockTimeoutError (a transaction waited `lockTimeoutMs` for the write lock), RepoClosedError
+   * or DatabaseError; rows deleted before the error stay deleted.
+   */
+  async prune(options: PruneOptions): Promise<number> {
+    if (this.closing !== undefined) throw new RepoClosedError();
+    const { before, signal } = validatePruneOptions(options);
+    return this.backend.prune(before, signal);
+  }
+
   /** Rows accepted and not yet committed or failed. */
   get pendingRows(): number {
     return this.backend.queue.pendingRows;
@@ -143,7 +200,17 @@ export class MetricsRepo<Db = MetricsDatabase, Options = ResolvedSqliteOptions> 
   close(): Promise<void> {
     if (this.closing === undefined) {
       this.backend.queue.stopAccepting();
-      this.closing = this.backend.close();
+      const backend = this.backend;
+      const retention = this.retention;
+      // Reads and prunes first (each stops after its current statement), then the writes are committed.
+      this.closing = (async () => {
+        try {
+          await retention?.stop();
+          await backend.closeReads();
+        } finally {
+          await backend.close();
+        }
+      })();
     }
     return this.closing;
   }

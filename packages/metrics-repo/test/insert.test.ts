@@ -163,6 +163,8 @@ describe('insert, insertMany and count', () => {
       maxQueuedRows: 100_000,
       onQueueFull: 'wait',
       maxBatchRows: 1000,
+      threadSlices: false,
+      retainMs: undefined,
     });
     const path = tempDatabase();
     await expect(openMetricsRepo({ path, maxBatchRows: 0 })).rejects.toThrow(/maxBatchRows/);

@@ -17,6 +17,7 @@ import { captureIdentity, type FileIdentity, verifyFile } from './file-identity.
 import { Follower } from './follower.ts';
 import { retryWhileBusy } from './lock.ts';
 import type { FileKey } from './mailbox.ts';
+import { sqliteReads } from './reads.ts';
 import { askThreadSlice, dropThreadSlice, holderOpenSliceNs, openTurn, type WriteTurn } from './turn.ts';
 import { SqliteWriter, toDatabaseError } from './writer.ts';
 
@@ -63,6 +64,7 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
       location: connection.opened.path,
       count: (filter) => connection.count(filter),
       close: () => connection.writer.close(),
+      ...sqliteReads(connection.opened.path, resolved),
     };
   }
 
@@ -108,6 +110,7 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
     queue,
     location: path,
     count: async (filter) => (await connected()).count(filter),
+    ...sqliteReads(path, resolved),
     close: async () => {
       await follower.close();
       const opened = connecting === undefined ? undefined : await connecting.catch(() => undefined);
