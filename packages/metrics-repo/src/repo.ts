@@ -176,7 +176,7 @@ export class MetricsRepo<Db = MetricsDatabase, Options = ResolvedSqliteOptions> 
 
   /**
    * Deletes every row recorded before `before` (a Date or epoch ms), in short transactions
-   * (about 10 ms each) with pauses between them for writers, and resolves with how many rows
+   * (about 3 ms each) with pauses between them for writers, and resolves with how many rows
    * it deleted. `signal` stops it between two transactions. Rejects with InvalidFilterError,
    * LockTimeoutError (a transaction waited `lockTimeoutMs` for the write lock), RepoClosedError
    * or DatabaseError; rows deleted before the error stay deleted.
