@@ -68,9 +68,9 @@ HTTP service
 Reading and retention
   --scenario maintenance writers against summarize, export and prune at once, on one SQLite file of
                            --prefill rows (default 1,000,000) recorded two days ago: waves of 50
-                           one-row writer processes and 500 async writers, first alone (baseline),
-                           then while one repository prunes every prefilled row and loops summarize
-                           and export; prints the verdict line (errors, lost, writers' p99 with and
+                           one-row writer processes and 500 async writers alone, then while one
+                           repository prunes every prefilled row, summarizes every second and
+                           exports, then alone again; prints the verdict line (errors, lost, writers' p99 with and
                            without; exit 1 on any error, lost row, or a p99 more than 2x the baseline).
                            Takes --prefill N and --json FILE.
 
