@@ -3,6 +3,7 @@ import { percentile } from '@repo/harness/stats';
 import type { BenchSizes } from './config.ts';
 import { countStoredRows, makeRunDirectory } from './files.ts';
 import { describeMachine, describeRevision, type Machine } from './machine.ts';
+import { type MaintenanceBench, runMaintenanceBench } from './maintenance.ts';
 import { prepareBenchPostgres } from './postgres.ts';
 import { limit } from './scenarios/limit.ts';
 import { lockWaitRaw, lockWaitRepo } from './scenarios/lock-wait.ts';
@@ -89,6 +90,8 @@ export interface BenchReport {
   targets: TargetCheck[];
   /** Lines about the run's setting: the PostgreSQL server used, or why its scenarios were skipped. */
   notes: string[];
+  /** Reading back and retention against naive code (maintenance.ts); absent when `--only` leaves it out. */
+  maintenance?: MaintenanceBench;
   /** Every run of every scenario stored exactly the rows it acknowledged, and no write was refused. */
   correct: boolean;
   problems: string[];
@@ -126,6 +129,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
   const runDirectory = makeRunDirectory();
   const runsOf = new Map<Scenario, RunFigures[]>(selected.map((scenario) => [scenario, []]));
   const firstErrors = new Map<Scenario, string>();
+  let maintenance: MaintenanceBench | undefined;
   try {
     for (let round = 1; round <= sizes.runs; round++) {
       for (const scenario of selected) {
@@ -141,6 +145,9 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
             `${figures.rowsPerSec} rows/s, stored ${figures.stored}, max event-loop delay ${figures.maxEventLoopDelayMs} ms`,
         );
       }
+    }
+    if (options.only === undefined || options.only.includes('maintenance')) {
+      maintenance = await runMaintenanceBench(sizes.maintenanceRows, runDirectory.directory, onProgress);
     }
   } finally {
     runDirectory.remove();
@@ -168,7 +175,9 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
       return found;
     }),
   );
+  problems.push(...(maintenance?.problems ?? []).map((problem) => `maintenance: ${problem}`));
   const ratios = computeRatios(results);
+  for (const row of maintenance?.results ?? []) ratios[`${row.name} repo vs naive`] = row.ratio;
   const ratiosPerRound = computeRatiosPerRound(results);
   return {
     date,
@@ -181,6 +190,7 @@ export async function runBench(options: BenchOptions): Promise<BenchReport> {
     ratiosPerRound,
     targets: checkTargets(results, ratios, ratiosPerRound),
     notes,
+    ...(maintenance === undefined ? {} : { maintenance }),
     correct: problems.length === 0,
     problems,
     totalMs: Math.round(performance.now() - started),

@@ -24,6 +24,8 @@ export interface BenchSizes {
   pgNaiveRows: number;
   /** Every scenario runs this many times, interleaved; the table shows each scenario's median run. */
   runs: number;
+  /** Rows stored before summarize, export and prune are measured (see maintenance.ts). */
+  maintenanceRows: number;
 }
 
 export const fullSizes: BenchSizes = {
@@ -40,6 +42,7 @@ export const fullSizes: BenchSizes = {
   pgRows: 100_000,
   pgNaiveRows: 3_000,
   runs: 5,
+  maintenanceRows: 1_000_000,
 };
 
 export const quickSizes: BenchSizes = {
@@ -56,4 +59,5 @@ export const quickSizes: BenchSizes = {
   pgRows: 2_000,
   pgNaiveRows: 100,
   runs: 1,
+  maintenanceRows: 5_000,
 };

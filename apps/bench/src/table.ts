@@ -1,4 +1,5 @@
 import type { BenchReport, ScenarioResult } from './bench.ts';
+import { formatMaintenance } from './maintenance.ts';
 
 const integer = new Intl.NumberFormat('en-US', { maximumFractionDigits: 0 });
 const decimal = (digits: number) =>
@@ -57,6 +58,7 @@ export function formatReport(report: BenchReport): string {
     '',
     `Each row is the median of ${sizes.runs} run(s), each on a fresh file (by rows/s; the one-shot ones by p99 latency; lock-wait-repo by p99 loop delay, lock-wait-raw by max loop delay).`,
     ...report.results.map((result) => `- ${result.name}: ${result.description}`),
+    ...(report.maintenance === undefined ? [] : ['', formatMaintenance(report.maintenance)]),
     '',
     'Ratios (from the figures above):',
     ...Object.entries(report.ratios).map(([name, value]) => {

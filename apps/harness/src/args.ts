@@ -48,8 +48,11 @@ export interface HarnessOptions {
   readers: number | undefined;
   /** Per scenario, ms. */
   timeoutMs: number;
-  /** `--scenario service`: the HTTP service comparison (src/service/) instead of writer scenarios. */
-  scenario: 'service' | undefined;
+  /**
+   * `--scenario service`: the HTTP service comparison (src/service/); `--scenario maintenance`: writers
+   * against summarize, export and prune (src/maintenance/); either instead of writer scenarios.
+   */
+  scenario: 'service' | 'maintenance' | undefined;
 }
 
 export const defaults = {
@@ -124,11 +127,16 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
   }
   const chaos = oneOf('--chaos', values.chaos, chaosKinds) ?? 'none';
   const findLimit = values['find-limit'] ?? false;
-  // `service` is a comparison of its own (src/service/), not a writer scenario: it runs alone.
-  const scenarioList = listOf('--scenario', values.scenario, [...scenarioKinds, 'service'] as const);
-  const service = scenarioList?.includes('service') ?? false;
-  if (service && scenarioList?.length !== 1) throw new UsageError('--scenario service runs alone: give it on its own');
-  const scenarios = service ? ['insert' as const] : (scenarioList ?? ['insert']).filter((s) => s !== 'service');
+  // `service` and `maintenance` are comparisons of their own (src/service/, src/maintenance/), not writer scenarios: each runs alone.
+  const scenarioList = listOf('--scenario', values.scenario, [...scenarioKinds, 'service', 'maintenance'] as const);
+  const standalone = scenarioList?.find((s) => s === 'service' || s === 'maintenance');
+  if (standalone !== undefined && scenarioList?.length !== 1) {
+    throw new UsageError(`--scenario ${standalone} runs alone: give it on its own`);
+  }
+  const scenarios =
+    standalone !== undefined
+      ? ['insert' as const]
+      : (scenarioList ?? ['insert']).filter((s): s is Scenario => s !== 'service' && s !== 'maintenance');
   const mixed = scenarios.includes('mixed');
   const options: HarnessOptions = {
     help: values.help ?? false,
@@ -162,7 +170,7 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
     chaos,
     readers: integer('--readers', values.readers, 0, 1000),
     timeoutMs: (integer('--timeout', values.timeout, 1, 86_400) ?? defaults.timeoutSeconds) * 1000,
-    scenario: service ? 'service' : undefined,
+    scenario: standalone,
   };
   if (options.backend === 'postgres') {
     for (const flag of ['journal', 'db', 'keep', 'busy-timeout', 'readers'] as const) {
@@ -174,9 +182,13 @@ export function parseHarnessArgs(argv: readonly string[]): HarnessOptions {
   }
   if (options.scenario !== undefined) {
     const ignored = ['db', 'keep', 'report', 'timeout', 'busy-timeout', 'lock-timeout', 'backend'] as const;
-    const shaped = scenarioShapingOptions.some((name) => name !== 'scenario' && values[name] !== undefined);
+    // `maintenance` takes --prefill: the rows its prune deletes.
+    const allowed = options.scenario === 'maintenance' ? ['scenario', 'prefill'] : ['scenario'];
+    const shaped = scenarioShapingOptions.some((name) => !allowed.includes(name) && values[name] !== undefined);
     if (shaped || ignored.some((name) => values[name] !== undefined)) {
-      throw new UsageError('--scenario service sets up its own load and files: it takes only --json');
+      throw new UsageError(
+        `--scenario ${options.scenario} sets up its own load and files: it takes only --json${options.scenario === 'maintenance' ? ' and --prefill' : ''}`,
+      );
     }
   }
   if (options.reportPath !== undefined && !/\.html?$/i.test(options.reportPath)) {

@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { type HarnessOptions, parseHarnessArgs, UsageError } from './args.ts';
 import { findLimits, formatFinding } from './find-limit.ts';
 import { helpText } from './help.ts';
+import { runMaintenanceScenario } from './maintenance/main.ts';
 import { startHarnessPostgres } from './postgres/server.ts';
 import { failIfEndedEarly } from './program.ts';
 import { createProgressReporter, type ProgressReporter } from './progress.ts';
@@ -42,6 +43,9 @@ export async function main(argv: readonly string[]): Promise<number> {
     reportPath: fromCaller(options.reportPath),
   };
   if (options.scenario === 'service') return runServiceScenario(argv, options.jsonPath);
+  if (options.scenario === 'maintenance') {
+    return runMaintenanceScenario(argv, options.jsonPath, options.prefill > 0 ? { prefillRows: options.prefill } : {});
+  }
 
   const info = describeRun(argv);
   const postgres =

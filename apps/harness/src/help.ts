@@ -17,7 +17,7 @@ Otherwise runs every combination of the options given, with the defaults
 below for the others.
 
 Scenarios
-  --scenario LIST        insert, mixed, or insert,mixed (default: insert); service alone: see below
+  --scenario LIST        insert, mixed, or insert,mixed (default: insert); service or maintenance alone: see below
                            insert: one target's writers alone on the file
                            mixed:  repo writers, raw writers (a connection per row: open, insert,
                                    close) and readers on one file at once, as processes or threads;
@@ -64,6 +64,15 @@ HTTP service
                            same file and a foreign write lock held 2 s; prints both side by side and a
                            verdict (about 30 s; exit 1 when the repository's service failed a request,
                            lost a row or let /healthz p99 pass 20 ms). Takes --json FILE.
+
+Reading and retention
+  --scenario maintenance writers against summarize, export and prune at once, on one SQLite file of
+                           --prefill rows (default 1,000,000) recorded two days ago: waves of 50
+                           one-row writer processes and 500 async writers alone, then while one
+                           repository prunes every prefilled row, summarizes every second and
+                           exports, then alone again; prints the verdict line (errors, lost, writers' p99 with and
+                           without; exit 1 on any error, lost row, or a p99 more than 2x the baseline).
+                           Takes --prefill N and --json FILE.
 
 Files and output
   --db PATH              use this file for every scenario (default: a fresh temporary file per

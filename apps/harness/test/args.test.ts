@@ -162,7 +162,7 @@ describe('parseHarnessArgs: bad flags get a message naming the flag', () => {
     [['--keep=yes'], /does not take an argument/],
     [
       ['--scenario', 'server'],
-      /--scenario takes a comma-separated list of insert, mixed, service; "server" is not one/,
+      /--scenario takes a comma-separated list of insert, mixed, service, maintenance; "server" is not one/,
     ],
     [['--scenario', 'mixed', '--mode', 'async'], /--scenario mixed runs writers as processes or threads/],
     [['--scenario', 'mixed', '--target', 'raw'], /--scenario mixed runs repo and raw writers together/],

@@ -73,6 +73,7 @@ function token(env: NodeJS.ProcessEnv): string | undefined {
     throw new ConfigError('METRICS_TOKEN_FILE', 'is set but empty: name the file holding the token');
   let text: string;
   try {
+    // fd-safe: the token file, never a database
     text = readFileSync(file, 'utf8');
   } catch (error) {
     const code = (error as { code?: unknown }).code;

@@ -79,10 +79,14 @@ export class ServiceMetrics {
         return stored;
       });
     };
+    const { summarize, export: exportRows } = store;
     return {
       insert: (metric) => measure(1, () => store.insert(metric)),
       insertMany: (metrics) => measure(metrics.length, () => store.insertMany(metrics)),
       count: (filter) => store.count(filter),
+      // Reads pass through unmeasured (only writes are the service's histograms).
+      ...(summarize === undefined ? {} : { summarize: summarize.bind(store) }),
+      ...(exportRows === undefined ? {} : { export: exportRows.bind(store) }),
       close: () => store.close(),
       get pendingRows() {
         return store.pendingRows;

@@ -16,6 +16,7 @@ import {
 } from './errors.ts';
 import { type EventLoopMonitor, startEventLoopMonitor } from './event-loop.ts';
 import { ServiceMetrics } from './prometheus.ts';
+import { registerReadRoutes } from './read-routes.ts';
 import { type CountQuery, countQuerySchema, type MetricBody, postMetricsBodySchema } from './schemas.ts';
 import { type MetricsStore, openStore, type StorageConfig } from './store.ts';
 import { parseTimestamp, timestampExpectation } from './timestamps.ts';
@@ -298,6 +299,8 @@ async function assemble(rawStore: MetricsStore, settings: Settings): Promise<Fas
     { schema: { querystring: countQuerySchema } },
     async (request) => ({ count: await store.count(toCountFilter(request.query)) }),
   );
+
+  registerReadRoutes(app, store);
 
   // Prometheus text format: the service's own metrics and the process's.
   app.get('/prometheus', async (_request, reply) =>

@@ -1,5 +1,13 @@
 import { resolve } from 'node:path';
-import { type CountFilter, type Metric, type MetricInput, openMetricsRepo } from '@repo/metrics-repo';
+import {
+  type CountFilter,
+  type ExportFilter,
+  type Metric,
+  type MetricInput,
+  type MetricSummary,
+  openMetricsRepo,
+  type SummaryFilter,
+} from '@repo/metrics-repo';
 
 /**
  * What the service records through. `@repo/metrics-repo`'s repository is one;
@@ -13,6 +21,10 @@ export interface MetricsStore {
   /** All rows stored, in order, or none. */
   insertMany(metrics: readonly MetricInput[]): Promise<Metric[]>;
   count(filter?: CountFilter): Promise<number>;
+  /** For `GET /metrics/summary` (a store without it answers 501 NOT_SUPPORTED). */
+  summarize?(filter?: SummaryFilter): Promise<MetricSummary[]>;
+  /** For `GET /metrics/export`: the stored rows in id order (a store without it answers 501 NOT_SUPPORTED). */
+  export?(filter?: ExportFilter): AsyncIterable<Metric>;
   /** Commits everything already accepted, then closes. */
   close(): Promise<void>;
   /** Rows accepted and not yet committed (the repository has it; a store without it reads as 0). */

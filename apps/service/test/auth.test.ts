@@ -78,6 +78,7 @@ describe('METRICS_TOKEN and METRICS_TOKEN_FILE', () => {
   const tempDir = useTempDir('service-token-');
   const tokenFile = (contents: string) => {
     const path = join(tempDir(), 'token');
+    // fd-safe: a token file in a fresh directory, never a database
     writeFileSync(path, contents);
     return path;
   };

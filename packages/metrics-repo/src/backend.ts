@@ -1,12 +1,13 @@
 import type { WriteQueue } from './queue.ts';
+import type { ReadsBackend } from './reads.ts';
 import type { ValidFilter } from './validate.ts';
 
 /**
  * What a database backend gives the repository: its typed Drizzle database, a
- * write queue whose batches it commits, counting, and closing. Validation,
+ * write queue whose batches it commits, counting, reading back, pruning, and closing. Validation,
  * errors and the public API are the repository's, the same for every backend.
  */
-export interface Backend<Db> {
+export interface Backend<Db> extends ReadsBackend {
   readonly db: Db;
   readonly queue: WriteQueue;
   /** The SQLite file's absolute path, or the PostgreSQL URL without its password. */

@@ -39,15 +39,17 @@ export class ValidationError extends MetricsRepoError {
   }
 }
 
-/** A `count` filter was refused before it reached SQL. `field` names it (`filter.since`). */
+/** A filter (of `count`, `summarize`, `export` or `prune`) was refused before it reached SQL. `field` names it (`filter.since`). */
 export class InvalidFilterError extends MetricsRepoError {
   override readonly name = 'InvalidFilterError';
   readonly code = 'INVALID_FILTER' as const;
   constructor(
     readonly field: string,
     readonly reason: string,
+    /** Whose filter: `count`, `summary`, `export` or `prune`. */
+    kind = 'count',
   ) {
-    super(`invalid count filter: ${field} ${reason}`);
+    super(`invalid ${kind} filter: ${field} ${reason}`);
   }
 }
 

@@ -18,4 +18,14 @@ export { defaultOptions } from './options.ts';
 export { defaultPgOptions, type PgRepoOptions, type ResolvedPgOptions } from './pg/options.ts';
 export { MetricsRepo, type MetricsRepoOptions, openMetricsRepo } from './repo.ts';
 export { sqliteWritePath } from './sqlite/turn.ts';
-export type { CountFilter, Metric, MetricInput, MetricLabels } from './types.ts';
+export { nearestRank } from './summary.ts';
+export type {
+  CountFilter,
+  ExportFilter,
+  Metric,
+  MetricInput,
+  MetricLabels,
+  MetricSummary,
+  PruneOptions,
+  SummaryFilter,
+} from './types.ts';

@@ -12,4 +12,6 @@ export const limits = {
   maxEventIdLength: 256,
   /** Timestamps must lie within what a JavaScript Date can hold (±8.64e15 ms from the epoch). */
   maxAbsTimestampMs: 8.64e15,
+  /** Widest `summarize` bucket: 366 days, in ms. */
+  maxBucketMs: 31_622_400_000,
 } as const;

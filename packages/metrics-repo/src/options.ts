@@ -27,6 +27,14 @@ export interface CommonRepoOptions {
    * An `insertMany` call larger than this still commits in one transaction, alone.
    */
   maxBatchRows?: number;
+  /**
+   * Retention, off by default (undefined): when set (an integer of ms >= 1), the repository deletes
+   * the rows recorded more than `retainMs` ago, at open and then periodically (every tenth of
+   * `retainMs`, between 1 s and 15 min), with `prune()`: small transactions that leave the write
+   * lock to writers between them. Set it in one long-lived process (a service), not in every
+   * short-lived writer.
+   */
+  retainMs?: number | undefined;
 }
 
 /** A repository on one SQLite file. */
@@ -50,8 +58,10 @@ export interface SqliteRepoOptions extends CommonRepoOptions {
   threadSlices?: boolean;
 }
 
-export type ResolvedCommonOptions = Required<CommonRepoOptions>;
-export type ResolvedSqliteOptions = Required<SqliteRepoOptions>;
+/** Options with their defaults filled in; `retainMs` stays undefined when retention is off. */
+export type Resolved<T extends CommonRepoOptions> = Required<Omit<T, 'retainMs'>> & { retainMs: number | undefined };
+export type ResolvedCommonOptions = Resolved<CommonRepoOptions>;
+export type ResolvedSqliteOptions = Resolved<SqliteRepoOptions>;
 
 export const defaultOptions = {
   lockTimeoutMs: 30_000,
@@ -60,6 +70,7 @@ export const defaultOptions = {
   maxBatchRows: 1000,
   synchronous: 'normal',
   threadSlices: false,
+  retainMs: undefined,
 } as const;
 
 /** How one option is checked: returns why a value is refused, or undefined. */
@@ -70,6 +81,7 @@ export const commonOptionChecks: Record<keyof CommonRepoOptions, Check> = {
   maxQueuedRows: integerAtLeast(1),
   onQueueFull: oneOf('wait', 'reject'),
   maxBatchRows: integerAtLeast(1),
+  retainMs: integerAtLeast(1),
 };
 
 const sqliteOptionChecks: Record<keyof SqliteRepoOptions, Check> = {
@@ -123,7 +135,12 @@ export function resolveOptions<T extends object>(
 }
 
 export function resolveSqliteOptions(options: unknown): ResolvedSqliteOptions {
-  return resolveOptions<SqliteRepoOptions>(options, sqliteOptionChecks, defaultOptions, 'SQLite');
+  return resolveOptions<SqliteRepoOptions>(
+    options,
+    sqliteOptionChecks,
+    defaultOptions,
+    'SQLite',
+  ) as ResolvedSqliteOptions;
 }
 
 export function integerAtLeast(min: number): Check {

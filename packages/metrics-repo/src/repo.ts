@@ -5,8 +5,18 @@ import { DuplicateEventError, RepoClosedError, ValidationError } from './errors.
 import type { ResolvedSqliteOptions, SqliteRepoOptions } from './options.ts';
 import { resolveSqliteOptions } from './options.ts';
 import { isPgOptions, type PgRepoOptions, type ResolvedPgOptions, resolvePgOptions } from './pg/options.ts';
+import { validateExportFilter, validatePruneOptions, validateSummaryFilter } from './read-validate.ts';
+import { Retention } from './retention.ts';
 import { openSqliteBackend } from './sqlite/driver.ts';
-import type { CountFilter, Metric, MetricInput } from './types.ts';
+import type {
+  CountFilter,
+  ExportFilter,
+  Metric,
+  MetricInput,
+  MetricSummary,
+  PruneOptions,
+  SummaryFilter,
+} from './types.ts';
 import { type ValidRow, validateFilter, validateMetric } from './validate.ts';
 
 /** `{ path }` for a SQLite file, `{ url }` for PostgreSQL (see `PgRepoOptions`). */
@@ -53,12 +63,17 @@ export class MetricsRepo<Db = MetricsDatabase, Options = ResolvedSqliteOptions> 
   readonly options: Readonly<Options>;
   private readonly backend: Backend<Db>;
   private closing: Promise<void> | undefined;
+  private readonly retention: Retention | undefined;
 
   /** @internal use openMetricsRepo */
   constructor(backend: Backend<Db>, options: Options) {
     this.backend = backend;
     this.path = backend.location;
     this.options = Object.freeze({ ...options });
+    const retainMs = (options as { retainMs?: number | undefined }).retainMs;
+    if (retainMs !== undefined) {
+      this.retention = new Retention(retainMs, (before, signal) => backend.prune(before, signal));
+    }
   }
 
   /** The typed Drizzle database, for reads beyond `count`. Do not write through it while the repository is open. */
@@ -118,6 +133,47 @@ export class MetricsRepo<Db = MetricsDatabase, Options = ResolvedSqliteOptions> 
     return this.backend.count(validateFilter(filter));
   }
 
+  /**
+   * Summaries of the stored values, one per name and time bucket (buckets aligned to the epoch;
+   * the whole range when `bucketMs` is absent), sorted by name then `bucketStart`: count, sum,
+   * min, max, avg and nearest-rank p50, p95, p99. `labels` keeps the rows that have each of its
+   * keys with exactly its value. The same rows give the same numbers on SQLite and PostgreSQL.
+   * A bad filter rejects with InvalidFilterError.
+   */
+  async summarize(filter?: SummaryFilter): Promise<MetricSummary[]> {
+    if (this.closing !== undefined) throw new RepoClosedError();
+    return this.backend.summarize(validateSummaryFilter(filter));
+  }
+
+  /**
+   * The stored rows (`since <= recordedAt < until`, `name`), in `id` order, as `insert` resolves
+   * with them. Fetched a page at a time (keyset on `id`), each page its own short read: memory
+   * stays flat and no read transaction is held between pages. Rows stored after the export began
+   * are left for the next one. A bad filter rejects the first `next()` with InvalidFilterError;
+   * after `close()`, the next page rejects with RepoClosedError.
+   */
+  async *export(filter?: ExportFilter): AsyncGenerator<Metric, void, undefined> {
+    if (this.closing !== undefined) throw new RepoClosedError();
+    const valid = validateExportFilter(filter);
+    for await (const row of this.backend.exportRows(valid)) {
+      yield row;
+      if (this.closing !== undefined) throw new RepoClosedError();
+    }
+  }
+
+  /**
+   * Deletes every row recorded before `before` (a Date or epoch ms), in short transactions
+   * (about 3 ms each) with pauses between them for writers, and resolves with how many rows
+   * it deleted. `signal` stops it between two transactions. Rejects with InvalidFilterError,
+   * LockTimeoutError (a transaction waited `lockTimeoutMs` for the write lock), RepoClosedError
+   * or DatabaseError; rows deleted before the error stay deleted.
+   */
+  async prune(options: PruneOptions): Promise<number> {
+    if (this.closing !== undefined) throw new RepoClosedError();
+    const { before, signal } = validatePruneOptions(options);
+    return this.backend.prune(before, signal);
+  }
+
   /** Rows accepted and not yet committed or failed. */
   get pendingRows(): number {
     return this.backend.queue.pendingRows;
@@ -131,7 +187,17 @@ export class MetricsRepo<Db = MetricsDatabase, Options = ResolvedSqliteOptions> 
   close(): Promise<void> {
     if (this.closing === undefined) {
       this.backend.queue.stopAccepting();
-      this.closing = this.backend.close();
+      const backend = this.backend;
+      const retention = this.retention;
+      // Reads and prunes first (each stops after its current statement), then the writes are committed.
+      this.closing = (async () => {
+        try {
+          await retention?.stop();
+          await backend.closeReads();
+        } finally {
+          await backend.close();
+        }
+      })();
     }
     return this.closing;
   }

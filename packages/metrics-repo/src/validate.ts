@@ -108,13 +108,13 @@ function textProblem(value: unknown, maxLength: number): string | undefined {
   return undefined;
 }
 
-function checkText(value: unknown, prefix: string, name: string, maxLength: number): string {
+export function checkText(value: unknown, prefix: string, name: string, maxLength: number): string {
   const problem = textProblem(value, maxLength);
   if (problem !== undefined) throw new ValidationError(prefix + name, problem);
   return value as string;
 }
 
-function checkTimestamp(value: unknown, prefix: string, name: string): number {
+export function checkTimestamp(value: unknown, prefix: string, name: string): number {
   let ms: number;
   if (isDate(value)) {
     ms = Date.prototype.getTime.call(value);
@@ -133,7 +133,7 @@ function checkTimestamp(value: unknown, prefix: string, name: string): number {
   return ms;
 }
 
-function checkLabels(value: unknown, prefix: string): MetricLabels {
+export function checkLabels(value: unknown, prefix: string): MetricLabels {
   if (!isPlainObject(value)) {
     throw new ValidationError(labelsField(prefix), `must be a flat object of strings, got ${describe(value)}`);
   }
@@ -179,7 +179,7 @@ function labelField(prefix: string, key: string): string {
 }
 
 /** An object literal, JSON.parse's output or `Object.create(null)`, from this realm or another (vm, worker). */
-function isPlainObject(value: unknown): value is Record<string, unknown> {
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
   const prototype = Object.getPrototypeOf(value);
   if (prototype === Object.prototype || prototype === null) return true;
@@ -192,7 +192,7 @@ function isDate(value: unknown): value is Date {
   return Object.prototype.toString.call(value) === '[object Date]';
 }
 
-function describe(value: unknown): string {
+export function describe(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (isDate(value)) return 'a Date';

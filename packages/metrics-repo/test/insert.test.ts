@@ -164,6 +164,7 @@ describe('insert, insertMany and count', () => {
       onQueueFull: 'wait',
       maxBatchRows: 1000,
       threadSlices: false,
+      retainMs: undefined,
     });
     const path = tempDatabase();
     await expect(openMetricsRepo({ path, maxBatchRows: 0 })).rejects.toThrow(/maxBatchRows/);

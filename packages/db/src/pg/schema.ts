@@ -22,7 +22,11 @@ export const metrics = pgTable(
     // Caller-chosen idempotency key: recording the same event twice is refused.
     eventId: text('event_id').unique(),
   },
-  (table) => [index('metrics_name_recorded_at_idx').on(table.name, table.recordedAt)],
+  (table) => [
+    index('metrics_name_recorded_at_idx').on(table.name, table.recordedAt),
+    // Time windows across every name (summaries, exports by time) and retention (`prune`).
+    index('metrics_recorded_at_idx').on(table.recordedAt),
+  ],
 );
 
 /** A stored metric row: the same shape as the SQLite schema's `Metric`. */

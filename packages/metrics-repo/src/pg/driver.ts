@@ -7,6 +7,7 @@ import type { Backend } from '../backend.ts';
 import { WriteQueue } from '../queue.ts';
 import type { ValidFilter } from '../validate.ts';
 import { type ResolvedPgOptions, redactPgUrl } from './options.ts';
+import { pgReads } from './reads.ts';
 import { timestampLiteral } from './rows.ts';
 import { PgWriter, toDatabaseError } from './writer.ts';
 
@@ -48,6 +49,7 @@ export async function openPgBackend(options: ResolvedPgOptions): Promise<Backend
     queue,
     location,
     count: (filter) => countRows(db, filter),
+    ...pgReads(pool),
     async close() {
       await writer.close();
       await pool.end();

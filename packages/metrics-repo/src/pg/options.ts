@@ -7,6 +7,7 @@ import {
   describeValue,
   integerAtLeast,
   knownOptionKeys,
+  type Resolved,
   resolveOptions,
 } from '../options.ts';
 
@@ -29,13 +30,14 @@ export interface PgRepoOptions extends CommonRepoOptions {
   connectTimeoutMs?: number;
 }
 
-export type ResolvedPgOptions = Required<PgRepoOptions>;
+export type ResolvedPgOptions = Resolved<PgRepoOptions>;
 
 export const defaultPgOptions = {
   lockTimeoutMs: defaultOptions.lockTimeoutMs,
   maxQueuedRows: defaultOptions.maxQueuedRows,
   onQueueFull: defaultOptions.onQueueFull,
   maxBatchRows: defaultOptions.maxBatchRows,
+  retainMs: undefined,
   poolSize: 2,
   connectTimeoutMs: 10_000,
 } as const;
@@ -65,7 +67,7 @@ export function isPgOptions(options: unknown): boolean {
 
 /** Checks PostgreSQL options and fills in their defaults; `url` is kept as given (with its password) for the driver. */
 export function resolvePgOptions(options: unknown): ResolvedPgOptions {
-  return resolveOptions<PgRepoOptions>(options, pgOptionChecks, defaultPgOptions, 'PostgreSQL');
+  return resolveOptions<PgRepoOptions>(options, pgOptionChecks, defaultPgOptions, 'PostgreSQL') as ResolvedPgOptions;
 }
 
 /**

@@ -5,6 +5,7 @@ import type { ResolvedSqliteOptions } from '../options.ts';
 import { WriteQueue } from '../queue.ts';
 import { Connection } from './connection.ts';
 import { type Coordination, noCoordination, TurnCoordination } from './coordination.ts';
+import { sqliteReads } from './reads.ts';
 import { openTurn } from './turn.ts';
 import { SqliteWriter } from './writer.ts';
 
@@ -57,6 +58,7 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
     queue: writer.queue,
     location: path,
     count: async (filter) => (await writer.connected()).count(filter),
+    ...sqliteReads(path, resolved),
     close: () => writer.close(),
   };
 }

@@ -1,0 +1,1 @@
+CREATE INDEX "metrics_recorded_at_idx" ON "metrics" USING btree ("recorded_at");
