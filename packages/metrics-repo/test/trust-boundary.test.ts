@@ -304,7 +304,7 @@ describe('the write turn as a trust boundary', () => {
   );
 
   // Acting as a second local user needs the turn, root, runuser, and a checkout the user nobody can
-  // read (a clone inside a 0700 directory is not): otherwise this test is reported as skipped.
+  // read (a clone inside a 0700 directory is not).
   const canSwitchUser =
     turnAvailable &&
     process.getuid?.() === 0 &&
@@ -312,36 +312,33 @@ describe('the write turn as a trust boundary', () => {
       cwd: packageRoot,
       stdio: 'ignore',
     }).status === 0;
-  it.skipIf(!canSwitchUser)(
-    '8. another local user plants the turn file in a shared directory: not adopted, no forged answer, every row really stored',
-    async () => {
-      // A shared directory (as /tmp is): anyone may create files, each owns their own.
-      const shared = mkdtempSync(join(tmpdir(), 'metrics-shared-'));
-      chmodSync(shared, 0o1777);
-      try {
-        const path = join(shared, 'metrics.db');
-        await (await openMetricsRepo({ path })).close();
-        chmodSync(path, 0o644);
-        unlinkSync(`${path}-turn`); // as before the owner's first open of the file
-        const planter = startFixture('planter.ts', [path], 'nobody');
-        await planter.line((line) => line === 'planted', 20_000);
-        expect(statSync(`${path}-turn`)).toMatchObject({ uid: 65534, mode: 0o100666 });
-        const heard = await turnMessages(async () => {
-          const repo = await openMetricsRepo({ path });
-          const rows = await Promise.all(
-            Array.from({ length: 10 }, (_, i) => repo.insert({ name: 'owner', value: i })),
-          );
-          expect(rows.map((row) => row.id)).not.toContain(999999);
-          await repo.close();
-        });
-        expect(heard.map((message) => message.code)).toContain('UNTRUSTED');
-        expect(storedRows(path, "name = 'owner'")).toBe(10);
-      } finally {
-        rmSync(shared, { recursive: true, force: true });
-      }
-    },
-    60_000,
-  );
+  it('8. another local user plants the turn file in a shared directory: not adopted, no forged answer, every row really stored', async (context) => {
+    if (!canSwitchUser) {
+      context.skip('needs the turn, root, runuser, and a checkout the user nobody can read');
+    }
+    // A shared directory (as /tmp is): anyone may create files, each owns their own.
+    const shared = mkdtempSync(join(tmpdir(), 'metrics-shared-'));
+    chmodSync(shared, 0o1777);
+    try {
+      const path = join(shared, 'metrics.db');
+      await (await openMetricsRepo({ path })).close();
+      chmodSync(path, 0o644);
+      unlinkSync(`${path}-turn`); // as before the owner's first open of the file
+      const planter = startFixture('planter.ts', [path], 'nobody');
+      await planter.line((line) => line === 'planted', 20_000);
+      expect(statSync(`${path}-turn`)).toMatchObject({ uid: 65534, mode: 0o100666 });
+      const heard = await turnMessages(async () => {
+        const repo = await openMetricsRepo({ path });
+        const rows = await Promise.all(Array.from({ length: 10 }, (_, i) => repo.insert({ name: 'owner', value: i })));
+        expect(rows.map((row) => row.id)).not.toContain(999999);
+        await repo.close();
+      });
+      expect(heard.map((message) => message.code)).toContain('UNTRUSTED');
+      expect(storedRows(path, "name = 'owner'")).toBe(10);
+    } finally {
+      rmSync(shared, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it.skipIf(!turnAvailable)(
     '9. the turn file truncated while writers use it (cp over it): no SIGBUS, every acknowledged row stored once',
