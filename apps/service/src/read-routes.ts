@@ -1,9 +1,9 @@
 import { Readable } from 'node:stream';
-import { type ExportFilter, InvalidFilterError, limits, type Metric, type SummaryFilter } from '@repo/metrics-repo';
+import { InvalidFilterError, limits, type Metric, type SummaryFilter } from '@repo/metrics-repo';
 import type { FastifyInstance } from 'fastify';
 import { ServiceError } from './errors.ts';
+import { rangeFilter, rangeQuerySchema } from './schemas.ts';
 import type { MetricsStore } from './store.ts';
-import { parseTimestamp, timestampExpectation } from './timestamps.ts';
 
 /**
  * `GET /metrics/summary` and `GET /metrics/export`: reading the metrics back.
@@ -16,25 +16,10 @@ const labelPrefix = 'label.';
 export const summaryQuerySchema = {
   type: 'object',
   additionalProperties: false,
-  properties: {
-    name: { type: 'string' },
-    since: { type: 'string' },
-    until: { type: 'string' },
-    bucketMs: { type: 'string', pattern: '^[0-9]{1,16}$' },
-  },
+  properties: { ...rangeQuerySchema.properties, bucketMs: { type: 'string', pattern: '^[0-9]{1,16}$' } },
   // `label.host=web-1`: rows whose label `host` is `web-1` (every such parameter must match).
   patternProperties: { '^label\\..+$': { type: 'string', maxLength: limits.maxLabelValueLength } },
   maxProperties: 4 + limits.maxLabels,
-} as const;
-
-export const exportQuerySchema = {
-  type: 'object',
-  additionalProperties: false,
-  properties: {
-    name: { type: 'string' },
-    since: { type: 'string' },
-    until: { type: 'string' },
-  },
 } as const;
 
 type Query = Record<string, string | undefined>;
@@ -49,7 +34,7 @@ export function registerReadRoutes(app: FastifyInstance, store: MetricsStore): v
     async (request) => {
       const summarize = store.summarize;
       if (summarize === undefined) throw notSupported('summaries');
-      const filter = rangeOf(request.query) as SummaryFilter;
+      const filter = rangeFilter(request.query) as SummaryFilter;
       const { bucketMs } = request.query;
       if (bucketMs !== undefined) filter.bucketMs = Number(bucketMs);
       const labels: Record<string, string> = {};
@@ -74,11 +59,11 @@ export function registerReadRoutes(app: FastifyInstance, store: MetricsStore): v
 
   app.get<{ Querystring: Query }>(
     '/metrics/export',
-    { schema: { querystring: exportQuerySchema } },
+    { schema: { querystring: rangeQuerySchema } },
     async (request, reply) => {
       const exportRows = store.export;
       if (exportRows === undefined) throw notSupported('exports');
-      const rows = exportRows.call(store, rangeOf(request.query))[Symbol.asyncIterator]();
+      const rows = exportRows.call(store, rangeFilter(request.query))[Symbol.asyncIterator]();
       // The first page before the status line: a bad filter or a database error still gets its JSON error.
       const first = await rows.next();
       reply.type('application/x-ndjson; charset=utf-8');
@@ -87,19 +72,6 @@ export function registerReadRoutes(app: FastifyInstance, store: MetricsStore): v
       return reply.send(Readable.from(ndjson(first, rows), { objectMode: false }));
     },
   );
-}
-
-function rangeOf(query: Query): ExportFilter {
-  const filter: { name?: string; since?: number; until?: number } = {};
-  if (query.name !== undefined) filter.name = query.name;
-  for (const field of ['since', 'until'] as const) {
-    const text = query[field];
-    if (text === undefined) continue;
-    const ms = parseTimestamp(text);
-    if (ms === undefined) throw new InvalidFilterError(field, timestampExpectation);
-    filter[field] = ms;
-  }
-  return filter;
 }
 
 async function* ndjson(first: IteratorResult<Metric>, rows: AsyncIterator<Metric>): AsyncGenerator<string> {

@@ -1,4 +1,5 @@
-import { limits } from '@repo/metrics-repo';
+import { InvalidFilterError, limits } from '@repo/metrics-repo';
+import { parseTimestamp, timestampExpectation } from './timestamps.ts';
 
 /**
  * JSON schemas of the request bodies and query strings, checked by Fastify
@@ -40,7 +41,8 @@ export const postMetricsBodySchema = {
   else: metricSchema,
 } as const;
 
-export const countQuerySchema = {
+/** `name`, `since`, `until`: the range of `/metrics/count` and `/metrics/export`. */
+export const rangeQuerySchema = {
   type: 'object',
   additionalProperties: false,
   properties: {
@@ -59,8 +61,23 @@ export interface MetricBody {
   eventId?: string | null;
 }
 
-export interface CountQuery {
+/** The query string of a range, as received. */
+export interface RangeQuery {
   name?: string;
   since?: string;
   until?: string;
+}
+
+/** A range query as the repository's filter: `since` and `until` as epoch ms (`since <= recordedAt < until`). */
+export function rangeFilter(query: RangeQuery): { name?: string; since?: number; until?: number } {
+  const filter: { name?: string; since?: number; until?: number } = {};
+  if (query.name !== undefined) filter.name = query.name;
+  for (const field of ['since', 'until'] as const) {
+    const text = query[field];
+    if (text === undefined) continue;
+    const ms = parseTimestamp(text);
+    if (ms === undefined) throw new InvalidFilterError(field, timestampExpectation);
+    filter[field] = ms;
+  }
+  return filter;
 }

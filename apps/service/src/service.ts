@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import rateLimit from '@fastify/rate-limit';
-import { InvalidFilterError, ValidationError } from '@repo/metrics-repo';
+import { ValidationError } from '@repo/metrics-repo';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, LogController } from 'fastify';
 import { bearerChecker, isLoopback, tokenProblem } from './auth.ts';
 import { ConnectionGuard } from './connections.ts';
@@ -17,7 +17,7 @@ import {
 import { type EventLoopMonitor, startEventLoopMonitor } from './event-loop.ts';
 import { ServiceMetrics } from './prometheus.ts';
 import { registerReadRoutes } from './read-routes.ts';
-import { type CountQuery, countQuerySchema, type MetricBody, postMetricsBodySchema } from './schemas.ts';
+import { type MetricBody, postMetricsBodySchema, type RangeQuery, rangeFilter, rangeQuerySchema } from './schemas.ts';
 import { type MetricsStore, openStore, type StorageConfig } from './store.ts';
 import { parseTimestamp, timestampExpectation } from './timestamps.ts';
 
@@ -294,10 +294,10 @@ async function assemble(rawStore: MetricsStore, settings: Settings): Promise<Fas
     },
   );
 
-  app.get<{ Querystring: CountQuery }>(
+  app.get<{ Querystring: RangeQuery }>(
     '/metrics/count',
-    { schema: { querystring: countQuerySchema } },
-    async (request) => ({ count: await store.count(toCountFilter(request.query)) }),
+    { schema: { querystring: rangeQuerySchema } },
+    async (request) => ({ count: await store.count(rangeFilter(request.query)) }),
   );
 
   registerReadRoutes(app, store);
@@ -450,19 +450,6 @@ function toMetricInput(metric: MetricBody, prefix: string) {
   const ms = parseTimestamp(recordedAt);
   if (ms === undefined) throw new ValidationError(`${prefix}recordedAt`, timestampExpectation);
   return { ...rest, recordedAt: ms };
-}
-
-function toCountFilter(query: CountQuery) {
-  const filter: { name?: string; since?: number; until?: number } = {};
-  if (query.name !== undefined) filter.name = query.name;
-  for (const field of ['since', 'until'] as const) {
-    const text = query[field];
-    if (text === undefined) continue;
-    const ms = parseTimestamp(text);
-    if (ms === undefined) throw new InvalidFilterError(field, timestampExpectation);
-    filter[field] = ms;
-  }
-  return filter;
 }
 
 /** `{ a: undefined }` must not override a default when spread. */
