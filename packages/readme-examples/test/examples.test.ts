@@ -102,7 +102,7 @@ describe('extractExamples', () => {
 });
 
 describe('findReadmes', () => {
-  it("READMEs first, then the root's other Markdown guides, then everything under docs/", () => {
+  it("READMEs first, then the root's other Markdown guides, then everything under docs/, then the packages' docs/", () => {
     const root = mkdtempSync(join(tmpdir(), 'find-readmes-'));
     try {
       const files = [
@@ -113,6 +113,8 @@ describe('findReadmes', () => {
         'packages/b/README.md',
         'packages/a/README.md',
         'packages/a/other.md',
+        'packages/a/docs/guide.md',
+        'apps/x/docs/deep/more.md',
         'apps/x/README.md',
         'docs/decisions/0002-b.md',
         'docs/decisions/0001-a.md',
@@ -134,6 +136,8 @@ describe('findReadmes', () => {
         'docs/decisions/0002-b.md',
         'docs/decisions/README.md',
         'docs/guide.md',
+        'packages/a/docs/guide.md',
+        'apps/x/docs/deep/more.md',
       ]);
     } finally {
       rmSync(root, { recursive: true, force: true });

@@ -46,8 +46,8 @@ const typescriptLanguages = new Set(['ts', 'typescript']);
 /**
  * Every README.md of the workspace (the root's, then `packages/*` and `apps/*`,
  * sorted), then the root's other guides (`BENCHMARKS.md`, `CONTRIBUTING.md`...)
- * and every Markdown file under `docs/` (the decision records): a TypeScript
- * example is checked wherever the docs show one.
+ * every Markdown file under `docs/` (the decision records), and every one under
+ * a package's own `docs/`: a TypeScript example is checked wherever the docs show one.
  */
 export function findReadmes(root: string): string[] {
   const readmes = [join(root, 'README.md')];
@@ -63,6 +63,12 @@ export function findReadmes(root: string): string[] {
     if (name.endsWith('.md') && name !== 'README.md') readmes.push(join(root, name));
   }
   readmes.push(...markdownUnder(join(root, 'docs')));
+  // A package's own guides (`packages/metrics-repo/docs/postgresql.md`), package by package.
+  for (const folder of ['packages', 'apps']) {
+    const parent = join(root, folder);
+    if (!existsSync(parent)) continue;
+    for (const name of readdirSync(parent).sort()) readmes.push(...markdownUnder(join(parent, name, 'docs')));
+  }
   return readmes.filter((path) => existsSync(path)).map((path) => relative(root, path));
 }
 
