@@ -14,11 +14,10 @@ export type DropReason = 'max_connections' | 'max_connections_per_client';
 export class ConnectionGuard {
   private readonly open = new Set<Socket>();
   private readonly perClient = new Map<string, number>();
-  /** Per open connection: when accepted, requests answered, one in progress, bytes read when the last one was answered. */
-  private readonly state = new WeakMap<
-    Socket,
-    { acceptedAt: number; answered: number; busy: boolean; bytesRead: number }
-  >();
+  /** Per open connection: requests answered, one in progress, bytes read when the last one was answered. */
+  private readonly state = new WeakMap<Socket, { answered: number; busy: boolean; bytesRead: number }>();
+  /** When the server last accepted a connection (performance.now()), or -Infinity. */
+  lastAcceptedAt = Number.NEGATIVE_INFINITY;
 
   constructor(
     server: Server,
@@ -48,7 +47,7 @@ export class ConnectionGuard {
       }
       this.perClient.set(client, count + 1);
       this.open.add(socket);
-      this.state.set(socket, { acceptedAt: performance.now(), answered: 0, busy: false, bytesRead: 0 });
+      this.state.set(socket, { answered: 0, busy: false, bytesRead: 0 });
       socket.once('close', () => {
         this.open.delete(socket);
         const left = (this.perClient.get(client) ?? 1) - 1;
@@ -59,27 +58,21 @@ export class ConnectionGuard {
   }
 
   /** Connections open now. */
-  /** When the server last accepted a connection (performance.now()), or -Infinity. */
-  lastAcceptedAt = Number.NEGATIVE_INFINITY;
-
   get size(): number {
     return this.open.size;
   }
 
   /**
-   * Closes the connections that hold no request: idle keep-alive ones, and those
-   * that sent nothing in `silentMs` since they were accepted. Not those that
-   * began a request (its headers or body still arriving: the grace period is
-   * theirs), nor those just accepted whose request may be on its way (closing
-   * them would reset it). Returns how many it closed.
+   * Closes the idle keep-alive connections: answered, and nothing read since. Not those that began
+   * a request (its headers or body still arriving: the grace period is theirs), nor those not yet
+   * heard from: on a busy machine their request may sit unread in the kernel's buffer, and closing
+   * a socket with unread bytes resets it (the client loses its answer). Returns how many it closed.
    */
-  closeIdle(silentMs: number): number {
+  closeIdle(): number {
     let closed = 0;
-    const now = performance.now();
     for (const socket of this.open) {
       const entry = this.state.get(socket);
-      if (entry === undefined || entry.busy || socket.bytesRead > entry.bytesRead) continue;
-      if (entry.answered === 0 && now - entry.acceptedAt < silentMs) continue;
+      if (entry === undefined || entry.busy || entry.answered === 0 || socket.bytesRead > entry.bytesRead) continue;
       socket.destroy();
       closed += 1;
     }

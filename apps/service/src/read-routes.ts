@@ -13,13 +13,18 @@ import type { MetricsStore } from './store.ts';
 
 const labelPrefix = 'label.';
 
+const summaryProperties = {
+  ...rangeQuerySchema.properties,
+  bucketMs: { type: 'string', pattern: '^[0-9]{1,16}$' },
+} as const;
+
 export const summaryQuerySchema = {
   type: 'object',
   additionalProperties: false,
-  properties: { ...rangeQuerySchema.properties, bucketMs: { type: 'string', pattern: '^[0-9]{1,16}$' } },
+  properties: summaryProperties,
   // `label.host=web-1`: rows whose label `host` is `web-1` (every such parameter must match).
   patternProperties: { '^label\\..+$': { type: 'string', maxLength: limits.maxLabelValueLength } },
-  maxProperties: 4 + limits.maxLabels,
+  maxProperties: Object.keys(summaryProperties).length + limits.maxLabels,
 } as const;
 
 type Query = Record<string, string | undefined>;

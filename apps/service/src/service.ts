@@ -111,14 +111,8 @@ type Settings = Omit<typeof serviceDefaults, 'port' | 'host' | 'shutdownGraceMs'
  */
 const acceptQuietMs = 50;
 const acceptDrainMaxMs = 1000;
-/** How often a closing service closes its idle connections. */
+/** How often a closing service closes its idle connections (see ConnectionGuard.closeIdle). */
 const idleSweepMs = 100;
-/**
- * A connection accepted but not yet heard from is never closed by a closing service before its
- * grace period ends: on a busy machine its request may sit unread in the kernel's buffer, and
- * closing a socket with unread bytes resets it (the client loses its answer).
- */
-const silentConnectionMs = Number.POSITIVE_INFINITY;
 
 /** What startService needs of the app buildService made: its connections, and how to start refusing requests. */
 const internals = new WeakMap<FastifyInstance, { connections: ConnectionGuard; refuseRequests(): void }>();
@@ -425,7 +419,7 @@ export async function startService(options: StartOptions = {}): Promise<RunningS
       // close idle connections by the guard's rules instead, until the end.
       const server = app.server;
       server.closeIdleConnections = () => {};
-      const sweep = setInterval(() => connections.closeIdle(silentConnectionMs), idleSweepMs);
+      const sweep = setInterval(() => connections.closeIdle(), idleSweepMs);
       let cutOff = 0;
       // Node stops checking its headers and request timeouts once the server closes: the grace period takes over.
       const grace = setTimeout(() => {
