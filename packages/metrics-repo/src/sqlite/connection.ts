@@ -58,8 +58,7 @@ export class Connection {
   static async open(options: ResolvedSqliteOptions, holding = false): Promise<Connection> {
     const slice = options.threadSlices && holding ? askThreadSlice(holderOpenSliceNs) : undefined;
     try {
-      const opened = await retryWhileBusy(() => openOnce(options), Date.now() + options.lockTimeoutMs);
-      return Connection.over(opened, options);
+      return Connection.over(await openRetrying(options), options);
     } finally {
       dropThreadSlice(slice);
     }
@@ -214,6 +213,11 @@ export class Connection {
     }
     return storedMetric(row, Number(lastInsertRowid));
   }
+}
+
+/** Opens the file, trying again on timers while a lock is in the way, until `lockTimeoutMs`. */
+export function openRetrying(options: ResolvedSqliteOptions): Promise<OpenedDatabase> {
+  return retryWhileBusy(() => openOnce(options), Date.now() + options.lockTimeoutMs);
 }
 
 /** The connection never sleeps inside a call: a lock in the way fails at once. */

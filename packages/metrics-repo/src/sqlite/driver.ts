@@ -30,24 +30,29 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
   const resolved = { ...options, path };
   const trace = tracePhases('open');
   const existing = regularFile(path);
-  const turn = existing === undefined ? undefined : openTurn(path);
   let coordination: Coordination = noCoordination;
   let connection: Connection | undefined;
-  if (turn !== undefined && existing !== undefined) {
-    const withTurn = new TurnCoordination(turn, path, resolved, { dev: existing.dev, ino: existing.ino });
-    coordination = withTurn;
-    if (withTurn.tryHold()) {
+  if (existing === undefined) {
+    // Created by this open, then given its turn: a failed open leaves no turn file behind.
+    connection = await Connection.open(resolved);
+    const turn = openTurn(path);
+    if (turn !== undefined) coordination = new TurnCoordination(turn, path, resolved, connection.identity);
+  } else {
+    const turn = openTurn(path);
+    const withTurn =
+      turn === undefined
+        ? undefined
+        : new TurnCoordination(turn, path, resolved, { dev: existing.dev, ino: existing.ino });
+    if (withTurn !== undefined) coordination = withTurn;
+    // Without a turn, or holding it: this repository opens the file now (the others wait for it).
+    if (withTurn === undefined || withTurn.tryHold()) {
       try {
-        connection = await Connection.open(resolved, true);
+        connection = await Connection.open(resolved, withTurn !== undefined);
       } catch (error) {
-        withTurn.discard(); // a failed open leaves no turn file behind either
+        withTurn?.discard(); // a failed open leaves no turn file behind either
         throw error;
       }
     } else trace.mark('follower');
-  } else {
-    connection = await Connection.open(resolved);
-    const late = openTurn(path);
-    if (late !== undefined) coordination = new TurnCoordination(late, path, resolved, connection.identity);
   }
   const writer = new SqliteWriter(new WriteQueue(resolved, path), resolved, coordination, connection);
   return {

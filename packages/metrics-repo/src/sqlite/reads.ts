@@ -1,4 +1,4 @@
-import { type Metric, type MetricLabels, type OpenedDatabase, openDatabase } from '@repo/db';
+import type { Metric, MetricLabels, OpenedDatabase } from '@repo/db';
 import { Mutex } from 'async-mutex';
 import type BetterSqlite3 from 'better-sqlite3';
 import { RepoClosedError } from '../errors.ts';
@@ -8,7 +8,7 @@ import { exportPolicy, type ReadsBackend } from '../reads.ts';
 import { SummaryBuilder } from '../summary.ts';
 import type { MetricSummary } from '../types.ts';
 import type { ValidFilter } from '../validate.ts';
-import { toDatabaseError } from './connection.ts';
+import { openRetrying, toDatabaseError } from './connection.ts';
 import { captureIdentity, type FileIdentity, verifyFile } from './file-identity.ts';
 import { retryWhileBusy, yieldToEventLoop } from './lock.ts';
 import { pruneSqlite } from './prune.ts';
@@ -38,12 +38,11 @@ export class SqliteSide {
   async connection(): Promise<OpenedDatabase> {
     if (this.closed) throw new RepoClosedError();
     if (this.opened !== undefined) return this.opened;
-    this.opening ??= retryWhileBusy(
-      () => openDatabase(this.path, { busyTimeoutMs: 0, synchronous: this.options.synchronous }),
-      Date.now() + this.options.lockTimeoutMs,
-    ).then(
+    this.opening ??= openRetrying(this.options).then(
       (opened) => {
-        // Small checkpoints after prune's commits: each costs its own event loop ~10 ms per MB copied.
+        // Small PASSIVE checkpoints after prune's commits, on this loop but without the write lock.
+        // Not the writer's checkpoint thread: its TRUNCATE takes the write lock, and beside a prune
+        // the writers waited longer (docs/decisions/0019-reading-and-retention.md).
         opened.sqlite.pragma(`wal_autocheckpoint = ${sidePolicy.autocheckpointPages}`);
         this.identity = captureIdentity(opened.path, opened.sqlite.pragma('page_size', { simple: true }) as number);
         if (this.closed) {
