@@ -231,6 +231,13 @@ describe('the write turn as a trust boundary', () => {
       expect(check.prepare('SELECT count(*) FROM t').pluck().get()).toBe(50);
       check.close();
       expect(heard.map((message) => message.code)).toContain('NOT_A_TURN_FILE');
+      // An existing file: its turn path is tried once per open, not again after the connection opened.
+      const again = await turnMessages(async () => {
+        const repo = await openMetricsRepo({ path });
+        await repo.insert({ name: 'beside', value: 2 });
+        await repo.close();
+      });
+      expect(again.map((message) => message.code)).toEqual(['NOT_A_TURN_FILE']);
     },
   );
 
