@@ -41,6 +41,12 @@ describe('phases', () => {
     expect(run.stdout).toMatch(
       /repo\/raw: p99 [\d.]+x to the acknowledgement, [\d.]+x to the end of close\(\), CPU per row [\d.]+x/,
     );
+    // Somebody opened the file and committed: the two rows are stored.
+    const opened = /repo: (\d+) of 2 writers opened the file \(.*\), (\d+) transaction\(s\)/.exec(run.stdout);
+    expect(opened, run.stdout).not.toBeNull();
+    const [writersThatOpened, transactions] = (opened as RegExpExecArray).slice(1).map(Number);
+    expect(writersThatOpened).toBeGreaterThanOrEqual(1);
+    expect(transactions).toBeGreaterThanOrEqual(1);
   });
 
   it('counts each writer process from the release to its exit, its report and exit included', () => {

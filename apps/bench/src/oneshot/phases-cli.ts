@@ -160,12 +160,27 @@ for (const writers of writerCounts) {
       `${run.target}: release to the last exit ${fixed(wallMs)} ms; CPU per writer meanwhile: ${writersPart}${launcher} ${fixed(launcherCpuMs)} ms\n`,
     );
   }
-  const attempts = (runs.find((run) => run.target === 'repo')?.results ?? []).flatMap((result) =>
+  const repoResults = runs.find((run) => run.target === 'repo')?.results ?? [];
+  const attempts = repoResults.flatMap((result) =>
     result.phases.filter((phase) => phase.phase === 'lock-wait').map((phase) => phase.attempts ?? Number.NaN),
   );
   if (attempts.length > 0) {
     process.stdout.write(
       `repo: attempts at the write lock per transaction p50 ${p(attempts, 50)}, p99 ${p(attempts, 99)}, max ${Math.max(...attempts)}\n`,
+    );
+  }
+  if (repoResults.length > 0) {
+    // The figure that explains most of the repository's run-to-run spread: every writer that opens
+    // the file pays SQLite's open, as naive code does (docs/decisions/0021-eager-compilation-from-a-build-step-not-kept.md).
+    const opened = repoResults.filter((result) =>
+      result.phases.some((phase) => phase.scope === 'open' && phase.phase === 'connection'),
+    ).length;
+    const transactions = repoResults.reduce(
+      (sum, result) => sum + result.phases.filter((phase) => phase.phase === 'lock-held').length,
+      0,
+    );
+    process.stdout.write(
+      `repo: ${opened} of ${repoResults.length} writers opened the file (the others' rows went through the mailbox), ${transactions} transaction(s)\n`,
     );
   }
   const sketchRun = runs.find((run) => run.target === 'relay-sketch');
