@@ -1,9 +1,11 @@
 /**
  * `--chaos kill`: half of the writers (at least one) are chosen to die, each
- * after a random number of its rows, from 1 to all but one, have had an
+ * after a random number of its rows, from 1 to half of them, have had an
  * outcome. The kill is a SIGKILL sent when the writer reports that row, so it
  * lands wherever the writer has got to by then: between two inserts, inside a
- * commit, or between a commit and its acknowledgement.
+ * commit, or between a commit and its acknowledgement. Within the first half:
+ * the harness hears of a row after the writer has moved on, and a kill meant
+ * for one of the last rows could land once the writer had finished them all.
  */
 export function chooseVictims(writers: number, rowsPerWriter: number, random = Math.random): Map<number, number> {
   const indexes = Array.from({ length: writers }, (_, i) => i);
@@ -14,7 +16,7 @@ export function chooseVictims(writers: number, rowsPerWriter: number, random = M
   }
   const victims = new Map<number, number>();
   for (const index of indexes.slice(0, Math.max(1, Math.floor(writers / 2)))) {
-    victims.set(index, 1 + Math.floor(random() * Math.max(1, rowsPerWriter - 1)));
+    victims.set(index, 1 + Math.floor(random() * Math.max(1, Math.floor(rowsPerWriter / 2))));
   }
   return victims;
 }

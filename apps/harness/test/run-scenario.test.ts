@@ -139,7 +139,7 @@ describe('accounting from real runs', () => {
 
   it('--chaos kill: writers die mid-way, readers read all along; every acknowledged row is in the file, which passes integrity_check', async () => {
     const result = await runInsert(
-      spec({ target: 'repo', mode: 'process', writers: 4, rowsPerWriter: 40, chaos: 'kill', readers: 2 }),
+      spec({ target: 'repo', mode: 'process', writers: 4, rowsPerWriter: 80, chaos: 'kill', readers: 2 }),
       settings(),
     );
     expect(result.reads?.reads).toBeGreaterThan(0);
