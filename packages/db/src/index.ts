@@ -15,6 +15,8 @@ export {
   type OpenDatabaseOptions,
   type OpenedDatabase,
   openDatabase,
+  type ResolvedDatabaseFile,
+  resolveDatabaseFile,
   resolveDatabasePath,
   type Synchronous,
 } from './open.ts';

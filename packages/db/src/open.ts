@@ -74,7 +74,7 @@ export interface OpenedDatabase {
  * creates no file and changes no existing one.
  */
 export function openDatabase(path: string, options: OpenDatabaseOptions = {}): OpenedDatabase {
-  const absolutePath = resolveDatabasePath(path);
+  const { path: absolutePath, stats } = resolveDatabaseFile(path);
   const {
     busyTimeoutMs = 5000,
     journalMode = 'wal',
@@ -87,7 +87,7 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): O
   }
 
   const trace = tracePhases('open');
-  ensureWritableLocation(absolutePath);
+  ensureWritableLocation(absolutePath, stats);
   trace.mark('location');
 
   let sqlite: BetterSqlite3.Database;
@@ -170,6 +170,17 @@ export function openDatabase(path: string, options: OpenDatabaseOptions = {}): O
  * `realpath`: no descriptor of our own (see ensureWritableLocation).
  */
 export function resolveDatabasePath(path: string): string {
+  return resolveDatabaseFile(path).path;
+}
+
+/** The database's one name (see {@link resolveDatabasePath}) and what stands there now: its stats, or undefined. */
+export interface ResolvedDatabaseFile {
+  path: string;
+  stats: Stats | undefined;
+}
+
+/** {@link resolveDatabasePath}, with the stats it read: callers look at the file without a second `stat`. */
+export function resolveDatabaseFile(path: string): ResolvedDatabaseFile {
   const absolute = resolve(path);
   let real: string;
   try {
@@ -198,7 +209,7 @@ export function resolveDatabasePath(path: string): string {
   }
   const stats = statOrUndefined(real);
   if (stats?.isFile() && stats.nlink > 1) throw hardLinked(real, stats.nlink);
-  return real;
+  return { path: real, stats };
 }
 
 /** The error for a database file with `names` hard links (see resolveDatabasePath). */
@@ -237,7 +248,7 @@ function switchJournalMode(sqlite: BetterSqlite3.Database, journalMode: string, 
 /**
  * Creates the parent directory and checks, before SQLite touches anything, that the
  * file and its directory can be written (SQLite would otherwise fall back to read-only
- * without a word).
+ * without a word). `statsAtPath`: what resolveDatabaseFile found at `path`.
  *
  * Only `stat` and `access`: they take no file descriptor. Opening and closing a
  * descriptor of our own on a database file would release every POSIX lock this
@@ -246,9 +257,9 @@ function switchJournalMode(sqlite: BetterSqlite3.Database, journalMode: string, 
  * then deletes the -wal and -shm files under them, and acknowledged rows vanish
  * (sqlite.org, "How To Corrupt An SQLite Database File", 2.2).
  */
-function ensureWritableLocation(path: string): void {
+function ensureWritableLocation(path: string, statsAtPath: Stats | undefined): void {
   const directory = dirname(path);
-  let stats = statOrUndefined(path);
+  let stats = statsAtPath;
   if (stats === undefined && statOrUndefined(directory) === undefined) {
     try {
       mkdirSync(directory, { recursive: true });

@@ -1,5 +1,4 @@
-import { type Stats, statSync } from 'node:fs';
-import { type MetricsDatabase, resolveDatabasePath, tracePhases } from '@repo/db';
+import { type MetricsDatabase, resolveDatabaseFile, tracePhases } from '@repo/db';
 import type { Backend } from '../backend.ts';
 import type { ResolvedSqliteOptions } from '../options.ts';
 import { WriteQueue } from '../queue.ts';
@@ -26,10 +25,10 @@ import { SqliteWriter } from './writer.ts';
  */
 export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise<Backend<MetricsDatabase>> {
   // One name for the file whatever the caller called it: every name meets in one turn file.
-  const path = resolveDatabasePath(options.path);
+  const { path, stats } = resolveDatabaseFile(options.path);
   const resolved = { ...options, path };
   const trace = tracePhases('open');
-  const existing = regularFile(path);
+  const existing = stats?.isFile() ? stats : undefined;
   let coordination: Coordination = noCoordination;
   let connection: Connection | undefined;
   if (existing === undefined) {
@@ -66,14 +65,4 @@ export async function openSqliteBackend(options: ResolvedSqliteOptions): Promise
     ...sqliteReads(path, resolved),
     close: () => writer.close(),
   };
-}
-
-/** The regular file at `path`, or undefined (only `stat`: no descriptor of our own). */
-function regularFile(path: string): Stats | undefined {
-  try {
-    const stats = statSync(path, { throwIfNoEntry: false });
-    return stats?.isFile() ? stats : undefined;
-  } catch {
-    return undefined; // ENOTDIR and the like: the open says what is wrong.
-  }
 }
