@@ -1,4 +1,4 @@
-import { InvalidFilterError, limits } from '@repo/metrics-repo';
+import { type CountFilter, InvalidFilterError, limits } from '@repo/metrics-repo';
 import { parseTimestamp, timestampExpectation } from './timestamps.ts';
 
 /**
@@ -69,8 +69,8 @@ export interface RangeQuery {
 }
 
 /** A range query as the repository's filter: `since` and `until` as epoch ms (`since <= recordedAt < until`). */
-export function rangeFilter(query: RangeQuery): { name?: string; since?: number; until?: number } {
-  const filter: { name?: string; since?: number; until?: number } = {};
+export function rangeFilter(query: RangeQuery): CountFilter {
+  const filter: CountFilter = {};
   if (query.name !== undefined) filter.name = query.name;
   for (const field of ['since', 'until'] as const) {
     const text = query[field];
