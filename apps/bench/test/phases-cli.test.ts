@@ -34,7 +34,7 @@ describe('phases', () => {
   });
 
   it('measures both sides and says how many rows each acknowledged and stored', () => {
-    const run = runPhases(['--writers', '2', '--mode', 'thread', '--settle-ms', '0']);
+    const run = runPhases(['--writers', '2', '--mode', 'thread', '--settle-ms', '0', '--timeline', '1']);
     expect(run.status).toBe(0);
     expect(run.stdout).toContain('raw: acked 2/2, stored 2');
     expect(run.stdout).toContain('repo: acked 2/2, stored 2');
@@ -47,6 +47,29 @@ describe('phases', () => {
     const [writersThatOpened, transactions] = (opened as RegExpExecArray).slice(1).map(Number);
     expect(writersThatOpened).toBeGreaterThanOrEqual(1);
     expect(transactions).toBeGreaterThanOrEqual(1);
+    // --timeline 1: raw's slowest writer; the repository's slowest, and every writer that opened the file.
+    const lines = run.stdout.split('\n');
+    const timelineOf = (target: string) => {
+      const at = lines.findIndex((line) => line.startsWith(`${target}: timeline of the 1 writer(s) slowest`));
+      expect(at, run.stdout).toBeGreaterThanOrEqual(0);
+      const entries: string[] = [];
+      for (let next = at + 1; lines[next]?.startsWith('  ') === true; next++) entries.push(lines[next] as string);
+      return entries;
+    };
+    const raw = timelineOf('raw');
+    expect(raw).toHaveLength(1);
+    expect(raw[0]).toMatch(/^ {2}\+[\d.]+ {2}ack [\d.]+ {2}closed [\d.]+ {2}\| {2}raw:connection [\d.]+ \([\d.]+\), /);
+    const repo = timelineOf('repo');
+    const openers = repo.filter((line) => line.startsWith('  opened  '));
+    expect(openers).toHaveLength(writersThatOpened as number);
+    for (const line of openers) expect(line).toMatch(/open:connection [\d.]+ \([\d.]+\).*write:lock-held /);
+    expect(repo.length).toBeLessThanOrEqual((writersThatOpened as number) + 1);
+  });
+
+  it('refuses a timeline that is not a whole number of writers', () => {
+    const run = runPhases(['--writers', '2', '--timeline', '-1']);
+    expect(run.status).toBe(2);
+    expect(run.stdout).toBe('');
   });
 
   it('counts each writer process from the release to its exit, its report and exit included', () => {

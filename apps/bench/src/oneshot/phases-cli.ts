@@ -2,9 +2,10 @@ import { percentile } from '@repo/harness/stats';
 import type { WorkerKind } from '@repo/launcher';
 import { sortedCopy } from '../stats.ts';
 import { type OneshotRun, runOneshot } from './run.ts';
+import type { OneshotResult } from './writer.ts';
 
 /**
- * `pnpm --filter @repo/bench run phases [--writers 1,50,500] [--mode process|thread] [--settle-ms 10000] [--sketch relay] [--node-flags "--no-memory-reducer"]`
+ * `pnpm --filter @repo/bench run phases [--writers 1,50,500] [--mode process|thread] [--settle-ms 10000] [--sketch relay] [--timeline 5] [--node-flags "--no-memory-reducer"]`
  *
  * Where one short-lived writer's time and CPU go, phase by phase, naive code and
  * the repository side by side, at each number of writers released at once:
@@ -15,12 +16,14 @@ import { type OneshotRun, runOneshot } from './run.ts';
  * they await there (see docs/decisions/0011-measuring-short-lived-writers.md). `--settle-ms 0` shows that.
  * `--sketch relay` adds a third run: the measurement sketch of a leader design
  * (oneshot/relay-sketch.ts, not the library), against the same baseline.
+ * `--timeline N` then prints, for each side, the N writers slowest to the end of close() and every
+ * writer that opened the file, each phase at the time it ended: who made the p99, and what it waited for.
  * `--node-flags` starts every writer process with those flags (space-separated), on both sides;
  * threads share this process's, so for them give the flags to node itself (see
  * docs/decisions/0011-measuring-short-lived-writers.md).
  */
 const usage =
-  'usage: phases [--writers 1,50,500] [--mode process|thread] [--settle-ms 10000] [--sketch relay] [--node-flags "FLAGS" (processes only)] [--repo-options JSON (e.g. {"threadSlices":true})]\n';
+  'usage: phases [--writers 1,50,500] [--mode process|thread] [--settle-ms 10000] [--sketch relay] [--timeline N] [--node-flags "FLAGS" (processes only)] [--repo-options JSON (e.g. {"threadSlices":true})]\n';
 // `pnpm run phases -- --writers 50` hands the separator on: it means nothing here.
 const args = process.argv.slice(process.argv[2] === '--' ? 3 : 2);
 if (args.includes('--help') || args.includes('-h')) {
@@ -28,7 +31,15 @@ if (args.includes('--help') || args.includes('-h')) {
   process.exit(0);
 }
 // Hand-parsed, not node:util's parseArgs: a value may start with dashes (`--node-flags --no-memory-reducer`).
-const known = new Set(['--writers', '--mode', '--settle-ms', '--sketch', '--node-flags', '--repo-options']);
+const known = new Set([
+  '--writers',
+  '--mode',
+  '--settle-ms',
+  '--sketch',
+  '--timeline',
+  '--node-flags',
+  '--repo-options',
+]);
 const given = new Map<string, string>();
 for (let at = 0; at < args.length; at += 2) {
   const name = args[at] ?? '';
@@ -46,6 +57,7 @@ const writerCounts = option('writers', '1,50,500').split(',').map(Number);
 const mode = option('mode', 'process') as WorkerKind;
 const sketch = option('sketch', 'none');
 const settleMs = Number(option('settle-ms', '10000'));
+const timeline = Number(option('timeline', '0'));
 let repoOptions: { threadSlices?: boolean } | undefined;
 try {
   repoOptions = JSON.parse(option('repo-options', '{}'));
@@ -61,6 +73,8 @@ if (
   (sketch !== 'none' && sketch !== 'relay') ||
   !Number.isInteger(settleMs) ||
   settleMs < 0 ||
+  !Number.isInteger(timeline) ||
+  timeline < 0 ||
   (nodeFlags.length > 0 && mode !== 'process') ||
   typeof repoOptions !== 'object' ||
   repoOptions === null
@@ -101,6 +115,31 @@ function rowsOf(run: OneshotRun): Row[] {
     add('release to closed (total)', writer, result.totalMs, result.cpuMs);
   });
   return [...rows.values()];
+}
+
+/** Whether this writer opened the file itself (the others' rows went through the mailbox). */
+const openedTheFile = (result: OneshotResult) =>
+  result.phases.some((phase) => phase.scope === 'open' && phase.phase === 'connection');
+
+/**
+ * The `slowest` writers to the end of close(), and every writer of the repository that opened the
+ * file, one line each: when the release reached it after it reached the first writer, its
+ * acknowledgement and close, then each phase at the time it ended (ms after its release) with its CPU.
+ */
+function timelineLines(run: OneshotRun, slowest: number): string[] {
+  const firstRelease = Math.min(...run.results.map((result) => result.releasedAtMs));
+  const bySlowness = [...run.results].sort((a, b) => b.totalMs - a.totalMs);
+  const chosen = new Set(bySlowness.slice(0, slowest));
+  if (run.target === 'repo') for (const result of run.results) if (openedTheFile(result)) chosen.add(result);
+  return bySlowness
+    .filter((result) => chosen.has(result))
+    .map((result) => {
+      const role = run.target !== 'repo' ? '' : openedTheFile(result) ? 'opened  ' : 'posted  ';
+      const steps = result.phases.map(
+        (phase) => `${phase.scope}:${phase.phase} ${fixed(phase.endedMs)} (${fixed(phase.cpuMs)})`,
+      );
+      return `  ${role}+${fixed(result.releasedAtMs - firstRelease)}  ack ${fixed(result.latencyMs)}  closed ${fixed(result.totalMs)}${result.error === undefined ? '' : `  error ${result.error}`}  |  ${steps.join(', ')}`;
+    });
 }
 
 const p = (values: number[], q: number) => percentile(sortedCopy(values.filter((v) => !Number.isNaN(v))), q);
@@ -172,9 +211,7 @@ for (const writers of writerCounts) {
   if (repoResults.length > 0) {
     // The figure that explains most of the repository's run-to-run spread: every writer that opens
     // the file pays SQLite's open, as naive code does (docs/decisions/0021-eager-compilation-from-a-build-step-not-kept.md).
-    const opened = repoResults.filter((result) =>
-      result.phases.some((phase) => phase.scope === 'open' && phase.phase === 'connection'),
-    ).length;
+    const opened = repoResults.filter(openedTheFile).length;
     const transactions = repoResults.reduce(
       (sum, result) => sum + result.phases.filter((phase) => phase.phase === 'lock-held').length,
       0,
@@ -190,6 +227,14 @@ for (const writers of writerCounts) {
     process.stdout.write(
       `relay-sketch: ${roles.filter((phase) => phase.phase === 'led').length} leader(s); tries to bind or reach one p50 ${p(tries, 50)}, p99 ${p(tries, 99)}\n`,
     );
+  }
+  if (timeline > 0) {
+    for (const run of runs) {
+      process.stdout.write(
+        `${run.target}: timeline of the ${timeline} writer(s) slowest to the end of close()${run.target === 'repo' ? ' and of every writer that opened the file' : ''} (+ms after the release reached the first writer; then ms after its own release: acknowledged, closed, and each phase at its end with its CPU in ms)\n`,
+      );
+      for (const line of timelineLines(run, timeline)) process.stdout.write(`${line}\n`);
+    }
   }
   const [raw, ...others] = runs as [OneshotRun, ...OneshotRun[]];
   for (const run of others) {

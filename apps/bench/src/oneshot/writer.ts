@@ -21,6 +21,9 @@ export interface OneshotInput {
   repoOptions?: { threadSlices?: boolean; synchronous?: 'normal' | 'full' };
 }
 
+/** A published phase, and when it ended: ms after the release reached this writer. */
+export type TimedPhase = Phase & { endedMs: number };
+
 export interface OneshotResult {
   /** From the release to the row's acknowledgement (the INSERT returned / the promise resolved). */
   latencyMs: number;
@@ -34,7 +37,9 @@ export interface OneshotResult {
   startupMs: number;
   startupCpuMs: number;
   /** Where the time went, phase by phase (the repository's published ones, or raw's own). */
-  phases: Phase[];
+  phases: TimedPhase[];
+  /** When the release reached this writer: `performance.timeOrigin` plus `performance.now()`, in ms (comparable across processes). */
+  releasedAtMs: number;
   error?: string;
 }
 
@@ -44,10 +49,12 @@ defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuM
     return { input, startupMs: performance.now(), startupCpuMs: cpuClockMs() };
   },
   async run({ input, startupMs, startupCpuMs }) {
-    const phases: Phase[] = [];
-    const collect = (message: unknown) => phases.push(message as Phase);
+    const phases: TimedPhase[] = [];
+    let start = performance.now();
+    // Published synchronously at the phase's end: the time it arrives is the time it ended.
+    const collect = (message: unknown) => phases.push({ ...(message as Phase), endedMs: performance.now() - start });
     if (input.tracePhases) phaseChannel.subscribe(collect);
-    const start = performance.now();
+    start = performance.now();
     const cpu = cpuClockMs();
     let latencyMs = Number.NaN;
     let error: string | undefined;
@@ -98,6 +105,7 @@ defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuM
       totalMs: performance.now() - start,
       cpuMs: cpuClockMs() - cpu,
       cpuAtReleaseMs: cpu,
+      releasedAtMs: performance.timeOrigin + start,
       startupMs,
       startupCpuMs,
       phases,
