@@ -231,7 +231,7 @@ for (const writers of writerCounts) {
   if (timeline > 0) {
     for (const run of runs) {
       process.stdout.write(
-        `${run.target}: timeline of the ${timeline} writer(s) slowest to the end of close()${run.target === 'repo' ? ' and of every writer that opened the file' : ''} (+ms after the release reached the first writer; then ms after its own release: acknowledged, closed, and each phase at its end with its CPU in ms)\n`,
+        `${run.target}: timeline of the ${Math.min(timeline, run.results.length)} writer(s) slowest to the end of close()${run.target === 'repo' ? ' and of every writer that opened the file' : ''} (+ms after the release reached the first writer; then ms after its own release: acknowledged, closed, and each phase at its end with its CPU in ms)\n`,
       );
       for (const line of timelineLines(run, timeline)) process.stdout.write(`${line}\n`);
     }
