@@ -128,13 +128,13 @@ const openedTheFile = (result: OneshotResult) =>
  */
 function timelineLines(run: OneshotRun, slowest: number): string[] {
   const firstRelease = Math.min(...run.results.map((result) => result.releasedAtMs));
+  const opened = new Set(run.target === 'repo' ? run.results.filter(openedTheFile) : []);
   const bySlowness = [...run.results].sort((a, b) => b.totalMs - a.totalMs);
-  const chosen = new Set(bySlowness.slice(0, slowest));
-  if (run.target === 'repo') for (const result of run.results) if (openedTheFile(result)) chosen.add(result);
+  const chosen = new Set([...bySlowness.slice(0, slowest), ...opened]);
   return bySlowness
     .filter((result) => chosen.has(result))
     .map((result) => {
-      const role = run.target !== 'repo' ? '' : openedTheFile(result) ? 'opened  ' : 'posted  ';
+      const role = run.target !== 'repo' ? '' : opened.has(result) ? 'opened  ' : 'posted  ';
       const steps = result.phases.map(
         (phase) => `${phase.scope}:${phase.phase} ${fixed(phase.endedMs)} (${fixed(phase.cpuMs)})`,
       );

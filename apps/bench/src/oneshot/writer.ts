@@ -50,11 +50,11 @@ defineWorker<OneshotInput, { input: OneshotInput; startupMs: number; startupCpuM
   },
   async run({ input, startupMs, startupCpuMs }) {
     const phases: TimedPhase[] = [];
-    let start = performance.now();
-    // Published synchronously at the phase's end: the time it arrives is the time it ended.
+    // Published synchronously at the phase's end: the time it arrives is the time it ended. Phases
+    // arrive only after `start` below (subscribing stays outside the measured window).
     const collect = (message: unknown) => phases.push({ ...(message as Phase), endedMs: performance.now() - start });
     if (input.tracePhases) phaseChannel.subscribe(collect);
-    start = performance.now();
+    const start = performance.now();
     const cpu = cpuClockMs();
     let latencyMs = Number.NaN;
     let error: string | undefined;

@@ -89,7 +89,6 @@ export const queuesForTurn = isMainThread;
  * with the time already waited: a working holder hands the turn on long before.
  */
 export class TurnWait {
-  bypass = false;
   private startedAt = Date.now();
 
   next(): number {
@@ -98,6 +97,5 @@ export class TurnWait {
 
   reset(): void {
     this.startedAt = Date.now();
-    this.bypass = false;
   }
 }
